@@ -1,0 +1,105 @@
+/* api/accounts.c - GET /v1/account (the key's own account) and GET /v1/accounts (operator). */
+#include "api/auth.h"
+#include "api/cursor.h"
+#include "api/handlers.h"
+#include "db/db.h"
+#include "lib/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int list_params(http_req *r, const char *account_id, int *limit, json_t **cursor,
+                enum MHD_Result *done)
+{
+    json_t *errors = json_array();
+    int bad = 0;
+    *limit = 50;
+    *cursor = NULL;
+    const char *l = http_query(r, "limit", &bad);
+    if (l || bad) {
+        char *end = NULL;
+        long v = l ? strtol(l, &end, 10) : 0;
+        if (!l || *end || end == l || v < 1 || v > 1000)
+            http_field_error(errors, "limit", "must be an integer from 1 to 1000");
+        else
+            *limit = (int)v;
+    }
+    bad = 0;
+    const char *c = http_query(r, "cursor", &bad);
+    if (c || bad) {
+        *cursor = c ? cursor_decode(account_id, c) : NULL;
+        if (!*cursor)
+            http_field_error(errors, "cursor", "is not a cursor issued to this account");
+    }
+    if (json_array_size(errors) > 0) {
+        json_decref(*cursor);
+        *cursor = NULL;
+        *done = http_problem(r, 422, NULL, "Invalid query parameters.", errors);
+        return -1;
+    }
+    json_decref(errors);
+    return 0;
+}
+
+enum MHD_Result h_account_get(http_req *r)
+{
+    const char *params[] = {r->auth.account_id};
+    PGresult *res;
+    db_status s = db_exec(db_thread(), ST_ACCOUNT_GET, params, &res);
+    if (s != DB_OK)
+        return db_failure(r, s);
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return http_problem(r, 404, NULL, "No such account.", NULL);
+    }
+    json_t *key = json_pack("{s:s, s:o, s:o, s:i}", "prefix", r->auth.key_prefix, "name",
+                            r->auth.key_name[0] ? json_string(r->auth.key_name) : json_null(),
+                            "scopes", auth_scopes_json(r->auth.scopes), "rate_per_second",
+                            r->auth.rate);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:o}", "id", PQgetvalue(res, 0, 0), "name",
+                             PQgetvalue(res, 0, 1), "created_at", PQgetvalue(res, 0, 2), "key", key);
+    PQclear(res);
+    return http_send_json(r, 200, body);
+}
+
+enum MHD_Result h_accounts_list(http_req *r)
+{
+    int limit;
+    json_t *cursor;
+    enum MHD_Result done;
+    if (list_params(r, "operator", &limit, &cursor, &done) != 0)
+        return done;
+    const char *after_ts = "", *after_id = "";
+    if (cursor && json_is_string(json_array_get(cursor, 0)) &&
+        json_is_string(json_array_get(cursor, 1))) {
+        after_ts = json_string_value(json_array_get(cursor, 0));
+        after_id = json_string_value(json_array_get(cursor, 1));
+    }
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *params[] = {after_ts, after_id, lim};
+    PGresult *res;
+    db_status s = db_exec(db_thread(), ST_ACCOUNT_LIST, params, &res);
+    if (s != DB_OK) {
+        json_decref(cursor);
+        return db_failure(r, s);
+    }
+    json_t *data = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(data, json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, i, 0),
+                                              "name", PQgetvalue(res, i, 1), "created_at",
+                                              PQgetvalue(res, i, 2)));
+    json_t *next = json_null();
+    if (n > limit) {
+        json_t *v = json_pack("[s, s]", PQgetvalue(res, limit - 1, 3), PQgetvalue(res, limit - 1, 0));
+        char *c = cursor_encode("operator", v);
+        json_decref(v);
+        next = json_string(c);
+        free(c);
+    }
+    PQclear(res);
+    json_decref(cursor);
+    return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
+}

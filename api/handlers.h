@@ -1,0 +1,22 @@
+/* api/handlers.h - the route handlers, one file per resource (health.c, accounts.c,
+ * suppressions.c). Each takes the prepared request and answers exactly once. */
+#ifndef POSTHORN_HANDLERS_H
+#define POSTHORN_HANDLERS_H
+#include "api/http.h"
+
+enum MHD_Result h_healthz(http_req *r);
+enum MHD_Result h_readyz(http_req *r);
+enum MHD_Result h_openapi(http_req *r);
+enum MHD_Result h_account_get(http_req *r);
+enum MHD_Result h_accounts_list(http_req *r);
+enum MHD_Result h_suppressions_list(http_req *r);
+enum MHD_Result h_suppressions_create(http_req *r);
+enum MHD_Result h_suppressions_delete(http_req *r);
+
+/* Shared by list handlers: parses ?limit= (1..1000, default 50) and ?cursor= (bound to
+ * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */
+int  list_params(http_req *r, const char *account_id, int *limit, json_t **cursor,
+                 enum MHD_Result *done);
+/* Answers 503 with Retry-After for a database that is down, 500 otherwise. */
+enum MHD_Result db_failure(http_req *r, int db_status_value);
+#endif

@@ -1,0 +1,58 @@
+/* db/db.h - PostgreSQL connections and the one table of prepared statements.
+ * One connection per thread (db_thread()); statements are declared in db/stmts.c and
+ * prepared lazily on each connection. Failures are classified so callers keep "retry later"
+ * (DB_DOWN: server unreachable, restarting, timed out) apart from "give up" (DB_ERROR) and
+ * constraint conflicts (DB_CONFLICT). */
+#ifndef POSTHORN_DB_H
+#define POSTHORN_DB_H
+#include <libpq-fe.h>
+
+typedef enum {
+    ST_PING,
+    ST_ACCOUNT_INSERT,
+    ST_ACCOUNT_GET,
+    ST_ACCOUNT_LIST,
+    ST_KEY_INSERT,
+    ST_KEY_LOOKUP,
+    ST_KEY_LIST_ACCOUNT,
+    ST_KEY_LIST_OPERATOR,
+    ST_KEY_REVOKE,
+    ST_SUPP_UPSERT,
+    ST_SUPP_LIST,
+    ST_SUPP_DELETE,
+    ST_WORKER_HEARTBEAT,
+    ST_WORKER_STOPPED,
+    ST_QUEUE_DEPTH,
+    ST_QUEUE_DUE,
+    ST_COUNT
+} db_stmt;
+
+typedef struct {
+    const char *sql;
+    int         nparams;
+    int         retry_safe;   /* may be re-run once on a fresh connection after a broken one */
+} db_stmt_def;
+
+extern const db_stmt_def db_stmts[ST_COUNT];
+
+typedef enum { DB_OK, DB_DOWN, DB_ERROR, DB_CONFLICT } db_status;
+
+typedef struct db_conn db_conn;
+
+/* A connection handle for url; connects lazily. app names the program in pg_stat_activity. */
+db_conn *db_open(const char *url, const char *app);
+void     db_close(db_conn *c);
+/* This thread's connection to cfg.database_url (made on first use, closed at thread exit). */
+db_conn *db_thread(void);
+/* Connects if needed. A failed attempt is not repeated for a second, so a dead server is
+ * answered fast. */
+db_status db_connect(db_conn *c);
+/* Runs a prepared statement with text params (NULL = SQL NULL). On DB_OK *res holds a
+ * result the caller PQclear()s (may be NULL when res is NULL). */
+db_status db_exec(db_conn *c, db_stmt st, const char *const *params, PGresult **res);
+/* Runs a plain SQL script (migrations); DB_OK or an error with the message logged. */
+db_status db_script(db_conn *c, const char *sql, PGresult **res);
+PGconn  *db_pg(db_conn *c);
+/* The last error text (for logs and CLI messages). */
+const char *db_last_error(db_conn *c);
+#endif

@@ -1,0 +1,48 @@
+"""Free TCP/UDP ports on loopback. Tests only ever bind 127.0.0.0/8 or ::1."""
+import itertools
+import os
+import socket
+import threading
+
+_lock = threading.Lock()
+# Spread concurrent runs apart; ports handed out in this process are never reused.
+_counter = itertools.count(20000 + (os.getpid() * 7) % 20000)
+_used = set()
+
+
+def _can_bind(host, port, kind):
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port(host="127.0.0.1", udp_too=False):
+    """A port free for TCP (and UDP when asked) on host, not handed out before."""
+    with _lock:
+        for _ in range(20000):
+            p = next(_counter)
+            if p > 60999:
+                globals()["_counter"] = itertools.count(20000)
+                continue
+            if (host, p) in _used:
+                continue
+            if not _can_bind(host, p, socket.SOCK_STREAM):
+                continue
+            if udp_too and not _can_bind(host, p, socket.SOCK_DGRAM):
+                continue
+            _used.add((host, p))
+            return p
+    raise RuntimeError("no free port on %s" % host)
+
+
+def loopback(n):
+    """The n-th test address 127.0.0.n (n >= 2): separate hosts for MX tests."""
+    if not 1 <= n <= 254:
+        raise ValueError(n)
+    return "127.0.0.%d" % n
