@@ -64,6 +64,11 @@ struct http_req {
     int         nxh;
     char       *scratch[16];              /* decoded query values, freed with the request */
     int         nscratch;
+    /* A handler that suspends the connection sets these: resume() answers when libmicrohttpd
+     * calls back after MHD_resume_connection(); ctx_free() runs at completion. */
+    void       *ctx;
+    enum MHD_Result (*resume)(http_req *r);
+    void      (*ctx_free)(void *ctx);
 };
 
 /* Responses. Each adds X-Request-Id (and RateLimit-* when set) and records the status. */

@@ -5,6 +5,7 @@
 #include "api/http.h"
 #include "api/metrics.h"
 #include "api/server.h"
+#include "api/writer.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/startup.h"
@@ -46,8 +47,10 @@ int main(int argc, char **argv)
     startup_block_signals(&sigs);
     cursor_init(cfg.secret, cfg.secret_previous);
 
+    writer_start();
     if (metrics_start() != 0 || server_start() != 0) {
         metrics_stop();
+        writer_stop();
         return 1;
     }
     log_fields(LOG_INFO, json_pack("{s:s}", "version", POSTHORN_VERSION), "posthorn-api started");
@@ -61,6 +64,7 @@ int main(int argc, char **argv)
     }
     log_info("signal %d: draining", sig);
     server_shutdown(cfg.shutdown_grace_ms);
+    writer_stop();
     metrics_stop();
     log_info("posthorn-api stopped");
     config_free();

@@ -10,6 +10,11 @@ const route routes[] = {
     {"GET",    "/v1/accounts",              SCOPE_OPERATOR, BODY_NONE, 0,     h_accounts_list,       "accounts.list"},
     {"GET",    "/v1/suppressions",          SCOPE_READ,     BODY_NONE, 0,     h_suppressions_list,   "suppressions.list"},
     {"POST",   "/v1/suppressions",          SCOPE_ADMIN,    BODY_JSON, 65536, h_suppressions_create, "suppressions.create"},
+    {"POST",   "/v1/messages",              SCOPE_SEND,     BODY_JSON, 40L << 20, h_messages_send,  "messages.send"},
+    {"POST",   "/v1/messages/batch",        SCOPE_SEND,     BODY_JSON, 40L << 20, h_messages_batch, "messages.batch"},
+    {"GET",    "/v1/messages",              SCOPE_READ,     BODY_NONE, 0,     h_messages_list,       "messages.list"},
+    {"GET",    "/v1/messages/{id}",         SCOPE_READ,     BODY_NONE, 0,     h_message_get,         "messages.get"},
+    {"DELETE", "/v1/messages/{id}",         SCOPE_SEND,     BODY_NONE, 0,     h_message_cancel,      "messages.cancel"},
     {"DELETE", "/v1/suppressions/{email}",  SCOPE_ADMIN,    BODY_NONE, 0,     h_suppressions_delete, "suppressions.delete"},
 };
 const int route_count = (int)(sizeof routes / sizeof routes[0]);

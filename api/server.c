@@ -397,7 +397,7 @@ static enum MHD_Result dispatch(http_req *r)
 {
     const route *rt = &routes[r->route_idx];
     enum MHD_Result ret = rt->handler(r);
-    if (!r->responded) {
+    if (!r->responded && !r->resume) {   /* resume set: suspended, answered later */
         log_error("handler for %s %s gave no response", rt->method, rt->path);
         ret = http_problem(r, 500, NULL, "Internal error.", NULL);
     }
@@ -416,6 +416,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->path = xstrdup(url);
         return begin(r);
     }
+    if (r->resume && !r->responded)
+        return r->resume(r);
     if (r->responded) {
         *upload_data_size = 0;
         return MHD_YES;
@@ -481,6 +483,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     for (int i = 0; i < r->nscratch; i++)
         free(r->scratch[i]);
     buf_free(&r->body);
+    if (r->ctx_free)
+        r->ctx_free(r->ctx);
     free(r);
     *req_cls = NULL;
     atomic_fetch_sub(&in_flight, 1);
@@ -516,6 +520,7 @@ int server_start(void)
     unsigned timeout_s = (unsigned)((cfg.http_timeout_ms + 999) / 1000);
     daemon_api = MHD_start_daemon(
         flags, 0, NULL, NULL, access_cb, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg.http_threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg.http_max_connections,
@@ -524,7 +529,6 @@ int server_start(void)
         MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
         MHD_OPTION_END);
     if (!daemon_api) {

@@ -16,6 +16,7 @@ struct db_conn {
     PGconn  *pg;
     unsigned char prepared[ST_COUNT];
     int64_t  last_fail_ms;       /* monotonic time of the last failed connect, 0 = none */
+    int64_t  timeout_ms;
     char     err[512];
 };
 
@@ -24,8 +25,11 @@ db_conn *db_open(const char *url, const char *app)
     db_conn *c = xcalloc(1, sizeof *c);
     c->url = xstrdup(url);
     c->app = xstrdup(app);
+    c->timeout_ms = cfg.db_timeout_ms;
     return c;
 }
+
+void db_set_timeout(db_conn *c, int64_t ms) { c->timeout_ms = ms; }
 
 void db_close(db_conn *c)
 {
@@ -97,7 +101,7 @@ db_status db_connect(db_conn *c)
     char tmo[32], opts[96];
     snprintf(tmo, sizeof tmo, "%ld", tmo_s);
     snprintf(opts, sizeof opts, "-c statement_timeout=%lld -c lock_timeout=%lld",
-             (long long)cfg.db_timeout_ms, (long long)cfg.db_timeout_ms);
+             (long long)c->timeout_ms, (long long)c->timeout_ms);
     const char *keys[] = {"dbname", "connect_timeout", "options", "application_name", NULL};
     const char *vals[] = {c->url, tmo, opts, c->app, NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);

@@ -6,6 +6,7 @@
 #ifndef POSTHORN_DB_H
 #define POSTHORN_DB_H
 #include <libpq-fe.h>
+#include <stdint.h>
 
 typedef enum {
     ST_PING,
@@ -24,6 +25,28 @@ typedef enum {
     ST_WORKER_STOPPED,
     ST_QUEUE_DEPTH,
     ST_QUEUE_DUE,
+    /* send path: API group-commit writer and message reads */
+    ST_W_IDEM_LOCK,
+    ST_W_IDEM_GET,
+    ST_W_MSG_INSERT,
+    ST_W_ATT_INSERT,
+    ST_W_DLV_INSERT,
+    ST_W_IDEM_PUT,
+    ST_MSG_GET,
+    ST_MSG_RECIPIENTS,
+    ST_MSG_EVENTS,
+    ST_MSG_LIST,
+    ST_MSG_CANCEL,
+    /* worker queue */
+    ST_QUEUE_CLAIM,
+    ST_QUEUE_NEXT_DUE,
+    ST_QUEUE_MESSAGE,
+    ST_QUEUE_ATTACHMENTS,
+    ST_QUEUE_RECORD,
+    ST_QUEUE_RELEASE,
+    ST_QUEUE_SWEEP,
+    ST_QUEUE_EXPIRE,
+    ST_IDEMPOTENCY_PURGE,
     ST_COUNT
 } db_stmt;
 
@@ -41,6 +64,8 @@ typedef struct db_conn db_conn;
 
 /* A connection handle for url; connects lazily. app names the program in pg_stat_activity. */
 db_conn *db_open(const char *url, const char *app);
+/* Statement and lock timeout of c's sessions (default cfg.db_timeout_ms); call before use. */
+void     db_set_timeout(db_conn *c, int64_t ms);
 void     db_close(db_conn *c);
 /* This thread's connection to cfg.database_url (made on first use, closed at thread exit). */
 db_conn *db_thread(void);

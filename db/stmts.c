@@ -61,4 +61,195 @@ const db_stmt_def db_stmts[ST_COUNT] = {
     [ST_QUEUE_DUE] = {
         "SELECT count(*) FROM deliveries WHERE state IN ('queued', 'deferred')"
         " AND next_attempt_at <= now()", 0, 1},
+    /* Group commit: every statement takes the whole group as one JSON array ($1) so a group
+     * costs a handful of round trips however many messages it holds. */
+    [ST_W_IDEM_LOCK] = {
+        /* Held until commit: a second request with the key meanwhile is "in progress". */
+        "SELECT x.idx, pg_try_advisory_xact_lock(hashtextextended(x.account_id || E'\n' || x.key, 0))"
+        " FROM jsonb_to_recordset($1::jsonb) AS x(idx int, account_id text, key text)", 1, 0},
+    [ST_W_IDEM_GET] = {
+        "SELECT x.idx, encode(i.request_hash, 'hex'), i.status, convert_from(i.response, 'UTF8')"
+        " FROM jsonb_to_recordset($1::jsonb) AS x(idx int, account_id text, key text)"
+        " JOIN idempotency_keys i ON i.account_id = x.account_id AND i.key = x.key"
+        " AND i.expires_at > now() AND i.status IS NOT NULL", 1, 0},
+    [ST_W_MSG_INSERT] = {
+        "INSERT INTO messages (account_id, id, stream, from_email, from_name, reply_to, header_to,"
+        " header_cc, content, data, headers, metadata, tags, strict, sandbox, send_at, tracking, smtputf8)"
+        " SELECT account_id, id, stream, from_email, from_name, reply_to, header_to, header_cc, content,"
+        " coalesce(data, '{}'), coalesce(headers, '[]'), coalesce(metadata, '{}'), coalesce(tags, '{}'),"
+        " strict, sandbox, send_at, coalesce(tracking, '{}'), smtputf8"
+        " FROM jsonb_to_recordset($1::jsonb) AS x(account_id text, id text, stream text, from_email text,"
+        " from_name text, reply_to jsonb, header_to jsonb, header_cc jsonb, content jsonb, data jsonb,"
+        " headers jsonb, metadata jsonb, tags text[], strict boolean, sandbox boolean,"
+        " send_at timestamptz, tracking jsonb, smtputf8 boolean)", 1, 0},
+    [ST_W_ATT_INSERT] = {
+        "INSERT INTO attachments (account_id, message_id, idx, filename, content_type, disposition,"
+        " content_id, content)"
+        " SELECT account_id, message_id, idx, filename, content_type, disposition, content_id,"
+        " decode(content, 'base64')"
+        " FROM jsonb_to_recordset($1::jsonb) AS x(account_id text, message_id text, idx int,"
+        " filename text, content_type text, disposition text, content_id text, content text)", 1, 0},
+    [ST_W_DLV_INSERT] = {
+        /* One row per recipient, suppressed ones decided here, and one event each. $2 is the
+         * queue lifetime in seconds. */
+        "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(account_id text, id text,"
+        "   message_id text, recipient text, recipient_name text, kind text, stream text,"
+        "   send_at timestamptz, smtputf8 boolean)),"
+        " d AS (INSERT INTO deliveries (account_id, id, message_id, recipient, recipient_name, kind,"
+        "   stream, state, priority, next_attempt_at, expires_at, smtputf8)"
+        "   SELECT x.account_id, x.id, x.message_id, x.recipient, x.recipient_name, x.kind, x.stream,"
+        "   CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.account_id = x.account_id"
+        "          AND s.email = lower(x.recipient) AND s.stream IN ('all', x.stream)) THEN 'suppressed'"
+        "        WHEN x.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
+        "   CASE x.stream WHEN 'transactional' THEN 0 ELSE 1 END,"
+        "   greatest(coalesce(x.send_at, now()), now()),"
+        "   greatest(coalesce(x.send_at, now()), now()) + make_interval(secs => $2::double precision),"
+        "   x.smtputf8 FROM x"
+        "   RETURNING account_id, id, message_id, recipient, stream, state),"
+        " e AS (INSERT INTO events (account_id, type, message_id, delivery_id, recipient, stream)"
+        "   SELECT account_id, CASE state WHEN 'suppressed' THEN 'suppressed' ELSE 'queued' END,"
+        "   message_id, id, recipient, stream FROM d)"
+        " SELECT id, state FROM d", 2, 0},
+    [ST_W_IDEM_PUT] = {
+        /* A row that expired but was not purged yet is replaced. */
+        "INSERT INTO idempotency_keys AS i (account_id, key, request_hash, status, response)"
+        " SELECT account_id, key, decode(request_hash, 'hex'), status, convert_to(response, 'UTF8')"
+        " FROM jsonb_to_recordset($1::jsonb) AS x(account_id text, key text, request_hash text,"
+        " status int, response text)"
+        " ON CONFLICT (account_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
+        " status = EXCLUDED.status, response = EXCLUDED.response, created_at = now(),"
+        " expires_at = now() + interval '24 hours' WHERE i.expires_at <= now()", 1, 0},
+    [ST_MSG_GET] = {
+        "SELECT id, stream, from_email, from_name, reply_to, header_to, header_cc,"
+        " content->>'subject', metadata, array_to_json(tags), sandbox, coalesce(" TS("send_at") ", ''), "
+        TS("created_at") ", content ? 'template'"
+        " FROM messages WHERE account_id = $1 AND id = $2", 2, 1},
+    [ST_MSG_RECIPIENTS] = {
+        "SELECT id, recipient, recipient_name, kind, state, attempts, last_code, last_enhanced,"
+        " last_response, last_mx, last_tls, " TS("next_attempt_at") ", " TS("updated_at")
+        " FROM deliveries WHERE account_id = $1 AND message_id = $2"
+        " ORDER BY CASE kind WHEN 'to' THEN 0 WHEN 'cc' THEN 1 ELSE 2 END, recipient", 2, 1},
+    [ST_MSG_EVENTS] = {
+        "SELECT id, type, delivery_id, recipient, data, " TS("created_at")
+        " FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY id LIMIT 1000", 2, 1},
+    [ST_MSG_LIST] = {
+        /* Newest first; cursor (created_at, id). Filters: stream, tag, recipient, status,
+         * since, until (empty = no filter). */
+        "SELECT m.id, m.stream, m.from_email, m.content->>'subject', array_to_json(m.tags), m.metadata, "
+        TS("m.created_at") ", " TS_US("m.created_at") ","
+        " (SELECT json_agg(json_build_object('email', d.recipient, 'delivery_id', d.id,"
+        "   'status', d.state) ORDER BY CASE d.kind WHEN 'to' THEN 0 WHEN 'cc' THEN 1 ELSE 2 END,"
+        "   d.recipient) FROM deliveries d"
+        "   WHERE d.account_id = m.account_id AND d.message_id = m.id)"
+        " FROM messages m WHERE m.account_id = $1"
+        " AND ($2 = '' OR m.stream = $2)"
+        " AND ($3 = '' OR $3 = ANY (m.tags))"
+        " AND ($4 = '' OR EXISTS (SELECT 1 FROM deliveries d WHERE d.account_id = m.account_id"
+        "      AND d.message_id = m.id AND d.recipient = $4))"
+        " AND ($5 = '' OR EXISTS (SELECT 1 FROM deliveries d WHERE d.account_id = m.account_id"
+        "      AND d.message_id = m.id AND d.state = $5))"
+        " AND ($6 = '' OR m.created_at >= $6::timestamptz)"
+        " AND ($7 = '' OR m.created_at < $7::timestamptz)"
+        " AND ($8 = '' OR (m.created_at, m.id) < (($8 || '+00')::timestamptz, $9))"
+        " ORDER BY m.created_at DESC, m.id DESC LIMIT $10::int", 10, 1},
+    [ST_MSG_CANCEL] = {
+        "WITH c AS (UPDATE deliveries SET state = 'cancelled', updated_at = now()"
+        "   WHERE account_id = $1 AND message_id = $2 AND state IN ('scheduled', 'queued', 'deferred')"
+        "   RETURNING account_id, id, message_id, recipient, stream),"
+        " e AS (INSERT INTO events (account_id, type, message_id, delivery_id, recipient, stream)"
+        "   SELECT account_id, 'cancelled', message_id, id, recipient, stream FROM c)"
+        " SELECT count(*) FROM c", 2, 0},
+    /* worker queue (db/queue.c). Every state change of a claimed row is guarded by
+     * lease_owner and the attempt number, so a worker whose lease ran out cannot overwrite
+     * the result of the worker that claimed the row after it. */
+    [ST_QUEUE_CLAIM] = {
+        /* $1 worker, $2 lease (ms), $3 batch size. Transactional (priority 0) first; the
+         * subquery walks the partial index deliveries_due. */
+        "UPDATE deliveries d SET state = 'sending', lease_owner = $1,"
+        " lease_expires_at = now() + $2::bigint * interval '1 millisecond',"
+        " attempts = d.attempts + 1, updated_at = now()"
+        " FROM (SELECT account_id, id FROM deliveries"
+        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND next_attempt_at <= now()"
+        "   AND expires_at > now()"
+        "   ORDER BY priority, next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) c"
+        " WHERE d.account_id = c.account_id AND d.id = c.id"
+        " RETURNING d.account_id, d.id, d.message_id, d.recipient, d.recipient_name, d.kind,"
+        " d.stream, d.attempts, d.smtputf8, d.priority", 3, 0},
+    [ST_QUEUE_NEXT_DUE] = {
+        /* ms until the earliest waiting row is due (negative: due now; NULL: none). One
+         * index probe per priority, so an idle poll costs nothing however long the queue. */
+        "SELECT (extract(epoch FROM (min(t) - now())) * 1000)::bigint FROM"
+        " (SELECT (SELECT next_attempt_at FROM deliveries"
+        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = v.p"
+        "   ORDER BY next_attempt_at LIMIT 1) AS t"
+        "  FROM (VALUES (0::smallint), (1::smallint)) AS v(p)) x", 0, 1},
+    [ST_QUEUE_MESSAGE] = {
+        "SELECT stream, from_email, from_name, reply_to, header_to, header_cc, content, data,"
+        " headers, strict, sandbox, smtputf8, tracking, extract(epoch FROM created_at)::bigint"
+        " FROM messages WHERE account_id = $1 AND id = $2", 2, 1},
+    [ST_QUEUE_ATTACHMENTS] = {
+        "SELECT idx, filename, content_type, disposition, content_id, content"
+        " FROM attachments WHERE account_id = $1 AND message_id = $2 ORDER BY idx", 2, 1},
+    [ST_QUEUE_RECORD] = {
+        /* $1 worker, $2 [{account_id, id, attempt, state, delay_ms, code, enhanced, response,
+         * mx, tls, data}]: one batch of outcomes and their events in one statement (one
+         * transaction). The event type is the new state; data gains the attempt number. */
+        "WITH r AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text,"
+        "   attempt int, state text, delay_ms bigint, code int, enhanced text, response text,"
+        "   mx text, tls text, data jsonb)"
+        "   WHERE state IN ('delivered', 'deferred', 'bounced', 'failed')),"
+        " u AS (UPDATE deliveries d SET state = r.state, lease_owner = NULL,"
+        "   lease_expires_at = NULL, updated_at = now(),"
+        "   next_attempt_at = CASE WHEN r.state = 'deferred'"
+        "     THEN now() + coalesce(r.delay_ms, 0) * interval '1 millisecond'"
+        "     ELSE d.next_attempt_at END,"
+        "   last_code = r.code, last_enhanced = r.enhanced, last_response = r.response,"
+        "   last_mx = r.mx, last_tls = r.tls"
+        "   FROM r WHERE d.account_id = r.account_id AND d.id = r.id AND d.state = 'sending'"
+        "   AND d.lease_owner = $1 AND d.attempts = r.attempt"
+        "   RETURNING d.account_id, d.id, d.message_id, d.recipient, d.stream, d.attempts,"
+        "   r.state, r.data)"
+        " INSERT INTO events (account_id, type, message_id, delivery_id, recipient, stream, data)"
+        " SELECT account_id, state, message_id, id, recipient, stream,"
+        " coalesce(data, '{}'::jsonb) || jsonb_build_object('attempt', attempts) FROM u", 2, 1},
+    [ST_QUEUE_RELEASE] = {
+        /* $1 worker, $2 [{account_id, id, attempt}]: claimed rows that were never tried go
+         * back to the queue; the attempt they were counted for is given back. */
+        "UPDATE deliveries d SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,"
+        " attempts = greatest(d.attempts - 1, 0), updated_at = now()"
+        " FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text, attempt int)"
+        " WHERE d.account_id = r.account_id AND d.id = r.id AND d.state = 'sending'"
+        " AND d.lease_owner = $1 AND d.attempts = r.attempt", 2, 1},
+    [ST_QUEUE_SWEEP] = {
+        /* $1 limit: rows whose lease ran out (their worker died or stalled) are due again;
+         * the attempt stays counted, since it may have reached the recipient. */
+        "UPDATE deliveries d SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,"
+        " updated_at = now()"
+        " FROM (SELECT account_id, id FROM deliveries"
+        "   WHERE state = 'sending' AND lease_expires_at < now()"
+        "   ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED) s"
+        " WHERE d.account_id = s.account_id AND d.id = s.id AND d.state = 'sending'"
+        " AND d.lease_expires_at < now()", 1, 1},
+    [ST_QUEUE_EXPIRE] = {
+        /* $1 limit: rows still waiting past expires_at end as expired, with an event. */
+        "WITH x AS (UPDATE deliveries d SET state = 'expired', lease_owner = NULL,"
+        "   lease_expires_at = NULL, updated_at = now()"
+        "   FROM (SELECT account_id, id FROM deliveries"
+        "     WHERE state IN ('scheduled', 'queued', 'deferred') AND expires_at < now()"
+        "     ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED) s"
+        "   WHERE d.account_id = s.account_id AND d.id = s.id"
+        "   AND d.state IN ('scheduled', 'queued', 'deferred')"
+        "   RETURNING d.account_id, d.id, d.message_id, d.recipient, d.stream, d.attempts,"
+        "   d.last_code, d.last_response)"
+        " INSERT INTO events (account_id, type, message_id, delivery_id, recipient, stream, data)"
+        " SELECT account_id, 'expired', message_id, id, recipient, stream,"
+        " jsonb_strip_nulls(jsonb_build_object('attempts', attempts, 'last_code', last_code,"
+        " 'last_response', last_response,"
+        " 'reason', 'not delivered within the queue lifetime')) FROM x", 1, 1},
+    [ST_IDEMPOTENCY_PURGE] = {
+        /* $1 limit: bounded so one run never holds many locks. */
+        "DELETE FROM idempotency_keys i USING"
+        " (SELECT account_id, key FROM idempotency_keys WHERE expires_at < now()"
+        "  LIMIT $1::int FOR UPDATE SKIP LOCKED) x"
+        " WHERE i.account_id = x.account_id AND i.key = x.key AND i.expires_at < now()", 1, 1},
 };

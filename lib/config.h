@@ -42,6 +42,10 @@ typedef struct {
     int64_t http_timeout_ms;
     int64_t shutdown_grace_ms;
     int64_t db_timeout_ms;
+    int64_t write_timeout_ms;
+    int   db_writers;
+    int   queue_limit;
+    int   queue_limit_broadcast;
     int64_t redis_timeout_ms;
     int   default_key_rate;
     int64_t body_max;

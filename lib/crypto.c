@@ -126,3 +126,47 @@ long crypto_b64url_decode(const char *in, size_t n, uint8_t *out, size_t out_max
         return -1;
     return (long)o;
 }
+
+long crypto_b64_decode(const char *in, size_t n, uint8_t *out, size_t out_max)
+{
+    if (n % 4 != 0)
+        return -1;
+    size_t pad = 0;
+    if (n && in[n - 1] == '=')
+        pad++;
+    if (n > 1 && in[n - 2] == '=')
+        pad++;
+    size_t len = n / 4 * 3 - pad;
+    if (out && len > out_max)
+        return -1;
+    uint32_t acc = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        int v;
+        if (c == '=' && i >= n - pad)
+            v = 0;
+        else if (c == '+')
+            v = 62;
+        else if (c == '/')
+            v = 63;
+        else if (c == '-' || c == '_')
+            return -1;
+        else if ((v = b64val(c)) < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        if (i % 4 == 3) {
+            uint8_t b[3] = {(uint8_t)(acc >> 16), (uint8_t)(acc >> 8), (uint8_t)acc};
+            for (int k = 0; k < 3 && o < len; k++) {
+                if (out)
+                    out[o] = b[k];
+                o++;
+            }
+            /* the bits under the padding must be zero (one encoding per byte string) */
+            if (i == n - 1 && ((pad == 1 && (acc & 0xff)) || (pad == 2 && (acc & 0xffff))))
+                return -1;
+            acc = 0;
+        }
+    }
+    return (long)len;
+}

@@ -23,4 +23,7 @@ void crypto_hex(const uint8_t *in, size_t n, char *out);
  * decode: -1 on a character outside the alphabet or an impossible length. */
 size_t crypto_b64url_encode(const uint8_t *in, size_t n, char *out);
 long   crypto_b64url_decode(const char *in, size_t n, uint8_t *out, size_t out_max);
+/* Standard base64 (RFC 4648 section 4) with padding, no whitespace: the decoded length, or
+ * -1 when malformed. out NULL only validates and measures. */
+long   crypto_b64_decode(const char *in, size_t n, uint8_t *out, size_t out_max);
 #endif

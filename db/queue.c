@@ -1,0 +1,321 @@
+#include "db/queue.h"
+#include "lib/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *queue_outcome_name(queue_outcome o)
+{
+    switch (o) {
+    case QUEUE_DELIVERED: return "delivered";
+    case QUEUE_DEFERRED: return "deferred";
+    case QUEUE_BOUNCED: return "bounced";
+    case QUEUE_FAILED: return "failed";
+    }
+    return "failed";
+}
+
+static char *col_dup(PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    return xstrndup(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
+}
+
+static void col_copy(PGresult *r, int row, int col, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", PQgetvalue(r, row, col));
+}
+
+static int col_bool(PGresult *r, int row, int col)
+{
+    return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static long long col_ll(PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* The number a command touched (UPDATE/DELETE/INSERT without RETURNING). */
+static int cmd_count(PGresult *r)
+{
+    const char *t = PQcmdTuples(r);
+    return t && *t ? (int)strtol(t, NULL, 10) : 0;
+}
+
+db_status queue_claim(db_conn *c, const char *worker, int64_t lease_ms, int max,
+                      queue_item **items, int *n)
+{
+    *items = NULL;
+    *n = 0;
+    char lease[32], lim[16];
+    snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
+    snprintf(lim, sizeof lim, "%d", max);
+    const char *p[] = {worker, lease, lim};
+    PGresult *r;
+    db_status s = db_exec(c, ST_QUEUE_CLAIM, p, &r);
+    if (s != DB_OK)
+        return s;
+    int rows = PQntuples(r);
+    if (rows > 0) {
+        queue_item *it = xcalloc((size_t)rows, sizeof *it);
+        for (int i = 0; i < rows; i++) {
+            it[i].account_id = col_dup(r, i, 0);
+            it[i].id = col_dup(r, i, 1);
+            it[i].message_id = col_dup(r, i, 2);
+            it[i].recipient = col_dup(r, i, 3);
+            it[i].recipient_name = col_dup(r, i, 4);
+            col_copy(r, i, 5, it[i].kind, sizeof it[i].kind);
+            col_copy(r, i, 6, it[i].stream, sizeof it[i].stream);
+            it[i].attempt = (int)col_ll(r, i, 7);
+            it[i].smtputf8 = col_bool(r, i, 8);
+            it[i].priority = (int)col_ll(r, i, 9);
+        }
+        *items = it;
+        *n = rows;
+    }
+    PQclear(r);
+    return DB_OK;
+}
+
+void queue_item_clear(queue_item *it)
+{
+    free(it->account_id);
+    free(it->id);
+    free(it->message_id);
+    free(it->recipient);
+    free(it->recipient_name);
+    memset(it, 0, sizeof *it);
+}
+
+void queue_items_free(queue_item *items, int n)
+{
+    for (int i = 0; i < n; i++)
+        queue_item_clear(&items[i]);
+    free(items);
+}
+
+db_status queue_next_due(db_conn *c, int64_t *ms)
+{
+    *ms = -1;
+    PGresult *r;
+    db_status s = db_exec(c, ST_QUEUE_NEXT_DUE, NULL, &r);
+    if (s != DB_OK)
+        return s;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+        long long v = col_ll(r, 0, 0);
+        *ms = v < 0 ? 0 : v;
+    }
+    PQclear(r);
+    return DB_OK;
+}
+
+static json_t *col_json(PGresult *r, int row, int col, int *bad)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    json_error_t e;
+    json_t *j = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col),
+                           JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!j)
+        *bad = 1;
+    return j;
+}
+
+void queue_message_free(queue_message *m)
+{
+    if (!m)
+        return;
+    free(m->stream);
+    free(m->from_email);
+    free(m->from_name);
+    json_decref(m->reply_to);
+    json_decref(m->header_to);
+    json_decref(m->header_cc);
+    json_decref(m->content);
+    json_decref(m->data);
+    json_decref(m->headers);
+    json_decref(m->tracking);
+    for (size_t i = 0; i < m->natt; i++) {
+        queue_attachment *a = &m->att[i];
+        free(a->filename);
+        free(a->content_type);
+        free(a->disposition);
+        free(a->content_id);
+        PQfreemem(a->data);
+    }
+    free(m->att);
+    free(m);
+}
+
+db_status queue_message_load(db_conn *c, const char *account_id, const char *message_id,
+                             queue_message **out)
+{
+    *out = NULL;
+    const char *p[] = {account_id, message_id};
+    PGresult *r;
+    db_status s = db_exec(c, ST_QUEUE_MESSAGE, p, &r);
+    if (s != DB_OK)
+        return s;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return DB_OK;
+    }
+    queue_message *m = xcalloc(1, sizeof *m);
+    int bad = 0;
+    m->stream = col_dup(r, 0, 0);
+    m->from_email = col_dup(r, 0, 1);
+    m->from_name = col_dup(r, 0, 2);
+    m->reply_to = col_json(r, 0, 3, &bad);
+    m->header_to = col_json(r, 0, 4, &bad);
+    m->header_cc = col_json(r, 0, 5, &bad);
+    m->content = col_json(r, 0, 6, &bad);
+    m->data = col_json(r, 0, 7, &bad);
+    m->headers = col_json(r, 0, 8, &bad);
+    m->strict = col_bool(r, 0, 9);
+    m->sandbox = col_bool(r, 0, 10);
+    m->smtputf8 = col_bool(r, 0, 11);
+    m->tracking = col_json(r, 0, 12, &bad);
+    m->created_unix = col_ll(r, 0, 13);
+    PQclear(r);
+    if (json_is_null(m->reply_to)) {
+        json_decref(m->reply_to);
+        m->reply_to = NULL;
+    }
+    if (bad) {
+        queue_message_free(m);
+        log_error("message %s: a stored JSON column does not parse", message_id);
+        return DB_ERROR;
+    }
+
+    s = db_exec(c, ST_QUEUE_ATTACHMENTS, p, &r);
+    if (s != DB_OK) {
+        queue_message_free(m);
+        return s;
+    }
+    int rows = PQntuples(r);
+    if (rows > 0) {
+        m->att = xcalloc((size_t)rows, sizeof *m->att);
+        for (int i = 0; i < rows; i++) {
+            queue_attachment *a = &m->att[m->natt++];
+            a->filename = col_dup(r, i, 1);
+            a->content_type = col_dup(r, i, 2);
+            a->disposition = col_dup(r, i, 3);
+            a->content_id = col_dup(r, i, 4);
+            if (!PQgetisnull(r, i, 5)) {
+                a->data = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 5), &a->len);
+                if (!a->data)
+                    die("out of memory decoding an attachment");
+            }
+        }
+    }
+    PQclear(r);
+    *out = m;
+    return DB_OK;
+}
+
+static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+db_status queue_record(db_conn *c, const char *worker, const queue_result *r, size_t n,
+                       int *recorded)
+{
+    if (recorded)
+        *recorded = 0;
+    if (n == 0)
+        return DB_OK;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const queue_result *x = &r[i];
+        json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:I}", "account_id", x->account_id,
+                              "id", x->id, "attempt", x->attempt,
+                              "state", queue_outcome_name(x->outcome),
+                              "delay_ms", (json_int_t)x->retry_in_ms);
+        if (!o)
+            die("queue_record: cannot build a result (bad ids?)");
+        json_object_set_new(o, "code", x->code ? json_integer(x->code) : json_null());
+        json_object_set_new(o, "enhanced", str_or_null(x->enhanced));
+        json_object_set_new(o, "response", str_or_null(x->response));
+        json_object_set_new(o, "mx", str_or_null(x->mx));
+        json_object_set_new(o, "tls", str_or_null(x->tls));
+        json_object_set_new(o, "data", x->data ? json_deep_copy(x->data) : json_object());
+        json_array_append_new(arr, o);
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!text)
+        die("out of memory encoding results");
+    const char *p[] = {worker, text};
+    PGresult *res;
+    db_status s = db_exec(c, ST_QUEUE_RECORD, p, &res);
+    free(text);
+    if (s != DB_OK)
+        return s;
+    if (recorded)
+        *recorded = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
+}
+
+db_status queue_release(db_conn *c, const char *worker, const queue_ref *refs, size_t n,
+                        int *released)
+{
+    if (released)
+        *released = 0;
+    if (n == 0)
+        return DB_OK;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:i}", "account_id",
+                                             refs[i].account_id, "id", refs[i].id,
+                                             "attempt", refs[i].attempt));
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!text)
+        die("out of memory encoding releases");
+    const char *p[] = {worker, text};
+    PGresult *res;
+    db_status s = db_exec(c, ST_QUEUE_RELEASE, p, &res);
+    free(text);
+    if (s != DB_OK)
+        return s;
+    if (released)
+        *released = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
+}
+
+static db_status run_limited(db_conn *c, db_stmt st, int limit, int *n)
+{
+    if (n)
+        *n = 0;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[] = {lim};
+    PGresult *res;
+    db_status s = db_exec(c, st, p, &res);
+    if (s != DB_OK)
+        return s;
+    if (n)
+        *n = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
+}
+
+db_status queue_sweep_leases(db_conn *c, int limit, int *n)
+{
+    return run_limited(c, ST_QUEUE_SWEEP, limit, n);
+}
+
+db_status queue_expire(db_conn *c, int limit, int *n)
+{
+    return run_limited(c, ST_QUEUE_EXPIRE, limit, n);
+}
+
+db_status queue_purge_idempotency(db_conn *c, int limit, int *n)
+{
+    return run_limited(c, ST_IDEMPOTENCY_PURGE, limit, n);
+}
