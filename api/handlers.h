@@ -17,6 +17,7 @@ enum MHD_Result h_messages_batch(http_req *r);
 enum MHD_Result h_messages_list(http_req *r);
 enum MHD_Result h_message_get(http_req *r);
 enum MHD_Result h_message_cancel(http_req *r);
+enum MHD_Result h_events_list(http_req *r);
 
 /* Shared by list handlers: parses ?limit= (1..1000, default 50) and ?cursor= (bound to
  * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */

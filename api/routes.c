@@ -15,6 +15,7 @@ const route routes[] = {
     {"GET",    "/v1/messages",              SCOPE_READ,     BODY_NONE, 0,     h_messages_list,       "messages.list"},
     {"GET",    "/v1/messages/{id}",         SCOPE_READ,     BODY_NONE, 0,     h_message_get,         "messages.get"},
     {"DELETE", "/v1/messages/{id}",         SCOPE_SEND,     BODY_NONE, 0,     h_message_cancel,      "messages.cancel"},
+    {"GET",    "/v1/events",                SCOPE_READ,     BODY_NONE, 0,     h_events_list,         "events.list"},
     {"DELETE", "/v1/suppressions/{email}",  SCOPE_ADMIN,    BODY_NONE, 0,     h_suppressions_delete, "suppressions.delete"},
 };
 const int route_count = (int)(sizeof routes / sizeof routes[0]);

@@ -37,6 +37,7 @@ typedef enum {
     ST_MSG_EVENTS,
     ST_MSG_LIST,
     ST_MSG_CANCEL,
+    ST_EVENTS_LIST,
     /* worker queue */
     ST_QUEUE_CLAIM,
     ST_QUEUE_NEXT_DUE,

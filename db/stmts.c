@@ -130,8 +130,8 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " FROM deliveries WHERE account_id = $1 AND message_id = $2"
         " ORDER BY CASE kind WHEN 'to' THEN 0 WHEN 'cc' THEN 1 ELSE 2 END, recipient", 2, 1},
     [ST_MSG_EVENTS] = {
-        "SELECT id, type, delivery_id, recipient, data, " TS("created_at")
-        " FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY id LIMIT 1000", 2, 1},
+        "SELECT xid || '_' || id, type, delivery_id, recipient, data, " TS("created_at")
+        " FROM events WHERE account_id = $1 AND message_id = $2 ORDER BY xid, id LIMIT 1000", 2, 1},
     [ST_MSG_LIST] = {
         /* Newest first; cursor (created_at, id). Filters: stream, tag, recipient, status,
          * since, until (empty = no filter). */
@@ -152,6 +152,20 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " AND ($7 = '' OR m.created_at < $7::timestamptz)"
         " AND ($8 = '' OR (m.created_at, m.id) < (($8 || '+00')::timestamptz, $9))"
         " ORDER BY m.created_at DESC, m.id DESC LIMIT $10::int", 10, 1},
+    [ST_EVENTS_LIST] = {
+        /* Oldest first in (xid, id) order, only below the committed watermark (0003). $2/$3:
+         * the position after which to read ('' = from the start). */
+        "SELECT e.xid || '_' || e.id, e.type, " TS("e.created_at") ", e.message_id, e.delivery_id,"
+        " e.recipient, e.stream, coalesce(array_to_json(m.tags), '[]'), coalesce(m.metadata, '{}'), e.data"
+        " FROM events e LEFT JOIN messages m ON m.account_id = e.account_id AND m.id = e.message_id"
+        " WHERE e.account_id = $1 AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
+        " AND ($2 = '' OR (e.xid, e.id) > ($2::xid8, $3::bigint))"
+        " AND ($4 = '' OR e.type = $4)"
+        " AND ($5 = '' OR e.message_id = $5)"
+        " AND ($6 = '' OR e.recipient = $6)"
+        " AND ($7 = '' OR e.created_at >= $7::timestamptz)"
+        " AND ($8 = '' OR e.created_at < $8::timestamptz)"
+        " ORDER BY e.xid, e.id LIMIT $9::int", 9, 1},
     [ST_MSG_CANCEL] = {
         "WITH c AS (UPDATE deliveries SET state = 'cancelled', updated_at = now()"
         "   WHERE account_id = $1 AND message_id = $2 AND state IN ('scheduled', 'queued', 'deferred')"
