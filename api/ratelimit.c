@@ -45,7 +45,7 @@ static void compute_sha(void)
 
 #define LOCAL_SLOTS 4096
 typedef struct {
-    char    key[96];
+    char    key[128];
     double  tokens;
     int64_t ts_ms;
 } local_bucket;

@@ -42,7 +42,7 @@ int server_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len
     host[hl] = '\0';
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
         return -1;
     if (host[0] == '[' && host[hl - 1] == ']') {
         host[hl - 1] = '\0';
@@ -179,6 +179,8 @@ void http_field_error(json_t *errors, const char *field, const char *fmt, ...)
 int http_pct_decode(const char *s, size_t n, char *out, size_t out_max)
 {
     size_t o = 0;
+    if (out_max == 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '%') {

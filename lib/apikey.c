@@ -63,7 +63,7 @@ int apikey_parse_scopes(const char *s, unsigned *out)
                 *out |= SCOPE_BIT(i);
                 found = 1;
             }
-        if (!found)
+        if (!found || (comma && comma[1] == '\0'))
             return -1;
         p += n + (comma ? 1 : 0);
     }

@@ -10,7 +10,7 @@ void buf_init(buf *b, size_t max)
 {
     b->data = NULL;
     b->len = b->cap = 0;
-    b->max = max;
+    b->max = max < SIZE_MAX ? max : SIZE_MAX - 1;
 }
 
 void buf_free(buf *b)
@@ -76,6 +76,7 @@ char *buf_steal(buf *b, size_t *len)
 {
     if (reserve(b, 0) != 0)
         return NULL;
+    b->data[b->len] = '\0';
     char *d = b->data;
     if (len)
         *len = b->len;
