@@ -37,6 +37,7 @@ CORE_OBJ   := $(call obj,$(CORE_SRC))
 API_OBJ    := $(call obj,$(API_SRC))
 WORKER_OBJ := $(call obj,$(WORKER_SRC))
 
+.DEFAULT_GOAL := all
 BINS := bin/posthorn-api bin/posthorn-worker bin/posthorn
 # bin/ holds one build mode at a time: switching SANITIZE relinks it.
 MODE_STAMP := build/.mode-$(if $(filter 1,$(SANITIZE)),san,rel)

@@ -506,7 +506,7 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
             else
                 json_object_set(content, "subject", jsub);
         }
-        if (!jh && !jx)
+        if ((!jh || json_is_null(jh)) && (!jx || json_is_null(jx)))
             ferr(v, "html", "html or text is required");
         if (jh && !json_is_null(jh) && template_ok(v, "html", jh, MAX_CONTENT_BYTES))
             json_object_set(content, "html", jh);
@@ -747,7 +747,7 @@ enum MHD_Result h_messages_batch(http_req *r)
         vctx v = {json_array(), ""};
         built b = {0};
         if (!json_is_object(m))
-            ferr(&v, "", "must be a message object");
+            ferr(&v, "message", "must be a message object");
         else
             build_message(&v, m, r->auth.account_id, &b, (int)i);
         if (json_array_size(v.errors) == 0 &&

@@ -232,7 +232,7 @@ json_t *http_json_object(http_req *r, enum MHD_Result *done)
         char detail[300];
         if (json_error_code(&err) == json_error_duplicate_key) {
             json_t *errors = json_array();
-            http_field_error(errors, "", "duplicate key in object");
+            http_field_error(errors, "body", "has a duplicate key in an object");
             *done = http_problem(r, 422, NULL, "The JSON body has a duplicate key.", errors);
             return NULL;
         }
@@ -289,7 +289,15 @@ static enum MHD_Result route_request(http_req *r)
 {
     const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
     char allow[128] = "";
+    /* A literal path ("/v1/messages/batch") wins over a pattern that also matches it
+     * ("/v1/messages/{id}"), so its other methods answer 405, not 404. */
+    int literal = 0;
+    for (int i = 0; i < route_count; i++)
+        if (!strchr(routes[i].path, '{') && strcmp(routes[i].path, r->path) == 0)
+            literal = 1;
     for (int i = 0; i < route_count; i++) {
+        if (literal && strchr(routes[i].path, '{'))
+            continue;
         int m = match_path(routes[i].path, r->path, r);
         if (m < 0)
             return http_problem(r, 400, NULL, "The path has a malformed percent-escape.", NULL);
