@@ -6,7 +6,7 @@
  * Input: {"from": ADDR, "reply_to": ADDR, "to": [ADDR], "cc": [ADDR], "subject": "...",
  *         "text": "...", "html": "...", "headers": {"Name": "value"} or [["Name","value"]],
  *         "attachments": [{"filename", "content_type", "disposition", "content_id",
- *                          "content": base64}],
+ *                          "content": base64 as the API takes it}],
  *         "message_id": "<...>", "date": unix seconds,
  *         "list_unsubscribe": "...", "list_unsubscribe_post": "..."}
  * ADDR is "Ann <ann@example.com>" or {"email": "...", "name": "..."}; every address goes
@@ -14,6 +14,7 @@
  * stderr (bad description or refused by lib/addr or lib/mime). */
 #include "lib/addr.h"
 #include "lib/buf.h"
+#include "lib/crypto.h"
 #include "lib/mime.h"
 
 #include <jansson.h>
@@ -165,10 +166,10 @@ int main(void)
                 bail("attachments", "content missing");
             const char *c = json_string_value(cj);
             size_t cl = json_string_length(cj);
-            unsigned char *data = malloc(mime_b64_decoded_max(cl) + 1);
+            unsigned char *data = malloc(cl / 4 * 3 + 1);
             if (!data)
                 bail("attachments", "out of memory");
-            long dl = mime_b64_decode(c, cl, data, mime_b64_decoded_max(cl));
+            long dl = crypto_b64_decode(c, cl, data, cl / 4 * 3);
             if (dl < 0)
                 bail("attachments", "content is not base64");
             att[i].filename = opt_string(a, "filename", NULL);
