@@ -149,6 +149,9 @@ const char *addr_parse(const char *s, size_t n, addr_t *out)
     }
     if (why)
         return why;
+    /* RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets. */
+    if (ll + 1 + dlen > ADDR_PATH_MAX)
+        return "address longer than 254 octets";
     memcpy(out->email, s, ll);
     out->email[ll] = '@';
     for (size_t i = 0; i < dlen; i++) {

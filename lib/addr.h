@@ -9,7 +9,8 @@
 #define POSTHORN_ADDR_H
 #include <stddef.h>
 
-#define ADDR_MAX 320   /* 64 + 1 + 255 */
+#define ADDR_MAX 320        /* 64 + 1 + 255: buffer size */
+#define ADDR_PATH_MAX 254   /* longest address accepted (RFC 5321 path limit) */
 
 typedef struct {
     char email[ADDR_MAX + 1];   /* normalised: A-label domain, lower-cased; local part kept */
