@@ -160,8 +160,8 @@ static void test_lengths(void **state)
         {1, {63, 3}, 2, NULL},                              /* 63-octet label */
         {1, {64, 3}, 2, "domain label longer than 63 octets"},
         {1, {3, 64}, 2, "domain label longer than 63 octets"},
-        {1, {63, 63, 63, 61}, 4, NULL},                     /* 254 octets: the path limit */
-        {1, {63, 63, 63, 62}, 4, "address longer than 254 octets"},
+        {1, {63, 63, 63, 60}, 4, NULL},                     /* 254 octets: the path limit */
+        {1, {63, 63, 63, 61}, 4, "address longer than 254 octets"},
         {1, {63, 63, 63, 62, 1}, 5, "domain longer than 255 octets"},
         {64, {63, 63, 63, 63}, 4, "address longer than 254 octets"}, /* 320 octets */
         {65, {63, 63, 63, 63}, 4, "address too long"},      /* 321 */
