@@ -51,7 +51,7 @@ static void ferr(vctx *v, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(path, sizeof path, "%s%s", v->path, field);
+    snprintf(path, sizeof path, "%s%s", v->path, *field ? field : "body");
     json_array_append_new(v->errors, json_pack("{s:s, s:s}", "field", path, "message", msg));
 }
 
@@ -322,7 +322,7 @@ static void check_metadata(vctx *v, json_t *m)
         if (kl == 0 || kl > MAX_META_KEY || !clean_text(k, kl, 0))
             ferr(v, f, "keys must be 1 to %d octets without control characters", MAX_META_KEY);
         else if (!json_is_string(val) || json_string_length(val) > MAX_META_VALUE ||
-                 !clean_text(json_string_value(val), json_string_length(val), 0))
+                 !mime_header_value_valid(json_string_value(val), json_string_length(val)))
             ferr(v, f, "must be a string of at most %d octets without control characters",
                  MAX_META_VALUE);
     }
@@ -343,7 +343,7 @@ static void check_tags(vctx *v, json_t *t)
         snprintf(f, sizeof f, "tags[%zu]", i);
         if (!json_is_string(tag) || json_string_length(tag) == 0 ||
             json_string_length(tag) > MAX_TAG_LEN ||
-            !clean_text(json_string_value(tag), json_string_length(tag), 0))
+            !mime_header_value_valid(json_string_value(tag), json_string_length(tag)))
             ferr(v, f, "must be 1 to %d octets without control characters", MAX_TAG_LEN);
     }
 }
@@ -501,8 +501,9 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
         if (!jsub)
             ferr(v, "subject", "is required (or use template)");
         else if (template_ok(v, "subject", jsub, MAX_SUBJECT)) {
-            if (!clean_text(json_string_value(jsub), json_string_length(jsub), 0))
-                ferr(v, "subject", "must not contain CR, LF, NUL or other control characters");
+            if (!mime_header_value_valid(json_string_value(jsub), json_string_length(jsub)))
+                ferr(v, "subject", "must not contain CR, LF, NUL or other control characters "
+                                   "(also not inside encoded-words)");
             else
                 json_object_set(content, "subject", jsub);
         }

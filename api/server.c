@@ -155,6 +155,8 @@ enum MHD_Result http_problem(http_req *r, unsigned status, const char *title, co
     json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
                           title ? title : status_title(status), "status", (int)status, "detail",
                           detail && *detail ? detail : status_title(status));
+    if (!p)
+        die("problem detail is not valid UTF-8: a caller must sanitise it");
     if (errors)
         json_object_set_new(p, "errors", errors);
     char *s = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -171,7 +173,8 @@ void http_field_error(json_t *errors, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "message", msg));
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", *field ? field : "body",
+                                            "message", msg));
 }
 
 /* ---- request helpers ----------------------------------------------------------------- */
@@ -230,14 +233,24 @@ json_t *http_json_object(http_req *r, enum MHD_Result *done)
                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (!j) {
         char detail[300];
-        if (json_error_code(&err) == json_error_duplicate_key) {
+        /* Valid JSON that Posthorn does not take: 422, not "not JSON". */
+        if (json_error_code(&err) == json_error_duplicate_key ||
+            json_error_code(&err) == json_error_null_byte_in_key) {
+            int dup = json_error_code(&err) == json_error_duplicate_key;
             json_t *errors = json_array();
-            http_field_error(errors, "body", "has a duplicate key in an object");
-            *done = http_problem(r, 422, NULL, "The JSON body has a duplicate key.", errors);
+            http_field_error(errors, "body", dup ? "has a duplicate key in an object"
+                                                 : "has an object key containing NUL");
+            *done = http_problem(r, 422, NULL,
+                                 dup ? "The JSON body has a duplicate key."
+                                     : "The JSON body has an object key containing NUL.", errors);
             return NULL;
         }
         snprintf(detail, sizeof detail, "The body is not valid UTF-8 JSON: %s (line %d, column %d).",
                  err.text, err.line, err.column);
+        /* jansson quotes the offending input, which may be invalid UTF-8 itself */
+        for (char *p = detail; *p; p++)
+            if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+                *p = '?';
         *done = http_problem(r, 400, NULL, detail, NULL);
         return NULL;
     }

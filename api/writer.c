@@ -181,8 +181,10 @@ static void fill_statuses(write_job *j, json_t *states)
 }
 
 /* One transaction for the jobs not yet settled. *queued_out counts deliveries to wake for. */
-static db_status write_group(db_conn *c, write_job **jobs, int n, long *queued_out)
+static db_status write_group(db_conn *c, write_job **jobs, int n, long *queued_out,
+                             int *commit_sent)
 {
+    *commit_sent = 0;
     db_status s = db_script(c, "BEGIN", NULL);
     if (s != DB_OK)
         return s;
@@ -249,6 +251,7 @@ static db_status write_group(db_conn *c, write_job **jobs, int n, long *queued_o
     json_decref(keys);
     if (s != DB_OK)
         goto rollback;
+    *commit_sent = 1;
     s = db_script(c, "COMMIT", NULL);
     if (s != DB_OK)
         return s;   /* the outcome is unknown: the caller answers 503, a retry replays */
@@ -292,7 +295,12 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
     }
     atomic_store(&db_down, 0);
     long wake = 0;
-    db_status s = write_group(c, jobs, n, &wake);
+    int sent;
+    db_status s = write_group(c, jobs, n, &wake, &sent);
+    /* A connection that died while idle (PostgreSQL restarted) fails the first statement of
+     * the group. Nothing was committed, so the group is written again on a new connection. */
+    if (s == DB_DOWN && !sent && db_connect(c) == DB_OK)
+        s = write_group(c, jobs, n, &wake, &sent);
     if (s != DB_OK && s != DB_DOWN) {
         /* Something in one request broke the group: write each alone so the others pass. */
         int active = 0;
@@ -301,9 +309,9 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
         for (int i = 0; i < n && active > 1; i++) {
             if (jobs[i]->done)
                 continue;
-            s = write_group(c, &jobs[i], 1, &wake);
+            s = write_group(c, &jobs[i], 1, &wake, &sent);
             if (s == DB_CONFLICT)   /* lost a race on a key with another process: settle again */
-                s = write_group(c, &jobs[i], 1, &wake);
+                s = write_group(c, &jobs[i], 1, &wake, &sent);
             if (s == DB_DOWN)
                 break;
             if (s != DB_OK) {
@@ -315,7 +323,7 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
         if (active == 1 && s == DB_CONFLICT) {
             for (int i = 0; i < n; i++)
                 if (!jobs[i]->done)
-                    s = write_group(c, &jobs[i], 1, &wake);
+                    s = write_group(c, &jobs[i], 1, &wake, &sent);
         }
     }
     for (int i = 0; i < n; i++)

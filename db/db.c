@@ -210,5 +210,7 @@ db_status db_script(db_conn *c, const char *sql, PGresult **res)
     }
     s = classify(c, r);
     PQclear(r);
+    if (s == DB_DOWN && PQstatus(c->pg) != CONNECTION_OK)
+        drop(c);
     return s;
 }

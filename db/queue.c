@@ -152,51 +152,16 @@ void queue_message_free(queue_message *m)
     free(m);
 }
 
-db_status queue_message_load(db_conn *c, const char *account_id, const char *message_id,
-                             queue_message **out)
+db_status queue_attachments_load(db_conn *c, const char *account_id, const char *message_id,
+                                 queue_message *m)
 {
-    *out = NULL;
+    if (!m->has_attachments || m->natt)
+        return DB_OK;
     const char *p[] = {account_id, message_id};
     PGresult *r;
-    db_status s = db_exec(c, ST_QUEUE_MESSAGE, p, &r);
+    db_status s = db_exec(c, ST_QUEUE_ATTACHMENTS, p, &r);
     if (s != DB_OK)
         return s;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return DB_OK;
-    }
-    queue_message *m = xcalloc(1, sizeof *m);
-    int bad = 0;
-    m->stream = col_dup(r, 0, 0);
-    m->from_email = col_dup(r, 0, 1);
-    m->from_name = col_dup(r, 0, 2);
-    m->reply_to = col_json(r, 0, 3, &bad);
-    m->header_to = col_json(r, 0, 4, &bad);
-    m->header_cc = col_json(r, 0, 5, &bad);
-    m->content = col_json(r, 0, 6, &bad);
-    m->data = col_json(r, 0, 7, &bad);
-    m->headers = col_json(r, 0, 8, &bad);
-    m->strict = col_bool(r, 0, 9);
-    m->sandbox = col_bool(r, 0, 10);
-    m->smtputf8 = col_bool(r, 0, 11);
-    m->tracking = col_json(r, 0, 12, &bad);
-    m->created_unix = col_ll(r, 0, 13);
-    PQclear(r);
-    if (json_is_null(m->reply_to)) {
-        json_decref(m->reply_to);
-        m->reply_to = NULL;
-    }
-    if (bad) {
-        queue_message_free(m);
-        log_error("message %s: a stored JSON column does not parse", message_id);
-        return DB_ERROR;
-    }
-
-    s = db_exec(c, ST_QUEUE_ATTACHMENTS, p, &r);
-    if (s != DB_OK) {
-        queue_message_free(m);
-        return s;
-    }
     int rows = PQntuples(r);
     if (rows > 0) {
         m->att = xcalloc((size_t)rows, sizeof *m->att);
@@ -214,7 +179,77 @@ db_status queue_message_load(db_conn *c, const char *account_id, const char *mes
         }
     }
     PQclear(r);
-    *out = m;
+    return DB_OK;
+}
+
+static queue_message *message_of(PGresult *r, int row, int *bad)
+{
+    queue_message *m = xcalloc(1, sizeof *m);
+    m->stream = col_dup(r, row, 2);
+    m->from_email = col_dup(r, row, 3);
+    m->from_name = col_dup(r, row, 4);
+    m->reply_to = col_json(r, row, 5, bad);
+    m->header_to = col_json(r, row, 6, bad);
+    m->header_cc = col_json(r, row, 7, bad);
+    m->content = col_json(r, row, 8, bad);
+    m->data = col_json(r, row, 9, bad);
+    m->headers = col_json(r, row, 10, bad);
+    m->strict = col_bool(r, row, 11);
+    m->sandbox = col_bool(r, row, 12);
+    m->smtputf8 = col_bool(r, row, 13);
+    m->tracking = col_json(r, row, 14, bad);
+    m->created_unix = col_ll(r, row, 15);
+    if (json_is_null(m->reply_to)) {
+        json_decref(m->reply_to);
+        m->reply_to = NULL;
+    }
+    return m;
+}
+
+db_status queue_messages_load(db_conn *c, queue_message_req *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].msg = NULL;
+        reqs[i].bad = 0;
+    }
+    if (n == 0)
+        return DB_OK;
+    json_t *keys = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(keys, json_pack("{s:s, s:s}", "account_id", reqs[i].account_id,
+                                              "id", reqs[i].message_id));
+    char *text = json_dumps(keys, JSON_COMPACT);
+    json_decref(keys);
+    if (!text)
+        die("out of memory encoding message keys");
+    const char *p[] = {text};
+    PGresult *r;
+    db_status s = db_exec(c, ST_QUEUE_MESSAGE, p, &r);
+    free(text);
+    if (s != DB_OK)
+        return s;
+    int rows = PQntuples(r);
+    for (int row = 0; row < rows; row++) {
+        const char *acc = PQgetvalue(r, row, 0), *id = PQgetvalue(r, row, 1);
+        for (size_t i = 0; i < n; i++) {
+            queue_message_req *q = &reqs[i];
+            if (q->msg || q->bad || strcmp(q->message_id, id) != 0 ||
+                strcmp(q->account_id, acc) != 0)
+                continue;
+            int bad = 0;
+            queue_message *m = message_of(r, row, &bad);
+            if (bad) {
+                log_error("message %s: a stored JSON column does not parse", id);
+                queue_message_free(m);
+                q->bad = 1;
+            } else {
+                m->has_attachments = col_bool(r, row, 16);
+                q->msg = m;
+            }
+            break;
+        }
+    }
+    PQclear(r);
     return DB_OK;
 }
 

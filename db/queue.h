@@ -65,14 +65,26 @@ typedef struct {
     int     sandbox;
     int     smtputf8;
     long long created_unix;
-    queue_attachment *att;
+    int     has_attachments;
+    queue_attachment *att;   /* after queue_attachments_load() */
     size_t  natt;
 } queue_message;
 
-/* Loads a message and its attachments. DB_OK with *out NULL when it does not exist;
- * DB_ERROR also when a stored column does not parse. */
-db_status queue_message_load(db_conn *c, const char *account_id, const char *message_id,
-                             queue_message **out);
+/* A message to load: its key, and where the result goes (NULL when it does not exist). */
+typedef struct {
+    const char     *account_id;
+    const char     *message_id;
+    queue_message  *msg;
+    int             bad;      /* set when a stored column does not parse (msg stays NULL) */
+} queue_message_req;
+
+/* Loads n messages (without attachments) in one round trip. On an error nothing is
+ * returned (every msg NULL). */
+db_status queue_messages_load(db_conn *c, queue_message_req *reqs, size_t n);
+/* Loads m's attachments (when m->has_attachments): kept apart so that a render thread
+ * holds the attachments of one message at a time. */
+db_status queue_attachments_load(db_conn *c, const char *account_id, const char *message_id,
+                                 queue_message *m);
 void queue_message_free(queue_message *m);
 
 typedef enum { QUEUE_DELIVERED, QUEUE_DEFERRED, QUEUE_BOUNCED, QUEUE_FAILED } queue_outcome;

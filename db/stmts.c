@@ -177,30 +177,55 @@ const db_stmt_def db_stmts[ST_COUNT] = {
      * lease_owner and the attempt number, so a worker whose lease ran out cannot overwrite
      * the result of the worker that claimed the row after it. */
     [ST_QUEUE_CLAIM] = {
-        /* $1 worker, $2 lease (ms), $3 batch size. Transactional (priority 0) first; the
-         * subquery walks the partial index deliveries_due. */
+        /* $1 worker, $2 lease (ms), $3 batch size. Priority 0 (transactional) first, then 1
+         * (broadcast), then anything higher: one range scan of the partial index
+         * deliveries_due per priority, so rows waiting in the future (scheduled, retries)
+         * are never walked over; a branch runs only while the batch is not full. */
         "UPDATE deliveries d SET state = 'sending', lease_owner = $1,"
         " lease_expires_at = now() + $2::bigint * interval '1 millisecond',"
         " attempts = d.attempts + 1, updated_at = now()"
-        " FROM (SELECT account_id, id FROM deliveries"
-        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND next_attempt_at <= now()"
-        "   AND expires_at > now()"
-        "   ORDER BY priority, next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) c"
+        " FROM (SELECT * FROM ("
+        "   SELECT * FROM (SELECT account_id, id FROM deliveries"
+        "     WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = 0"
+        "     AND next_attempt_at <= now() AND expires_at > now()"
+        "     ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) p0"
+        "   UNION ALL"
+        "   SELECT * FROM (SELECT account_id, id FROM deliveries"
+        "     WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = 1"
+        "     AND next_attempt_at <= now() AND expires_at > now()"
+        "     ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) p1"
+        "   UNION ALL"
+        "   SELECT * FROM (SELECT account_id, id FROM deliveries"
+        "     WHERE state IN ('queued', 'deferred', 'scheduled') AND priority > 1"
+        "     AND next_attempt_at <= now() AND expires_at > now()"
+        "     ORDER BY priority, next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) px"
+        "   ) u LIMIT $3::int) c"
         " WHERE d.account_id = c.account_id AND d.id = c.id"
         " RETURNING d.account_id, d.id, d.message_id, d.recipient, d.recipient_name, d.kind,"
         " d.stream, d.attempts, d.smtputf8, d.priority", 3, 0},
     [ST_QUEUE_NEXT_DUE] = {
         /* ms until the earliest waiting row is due (negative: due now; NULL: none). One
-         * index probe per priority, so an idle poll costs nothing however long the queue. */
-        "SELECT (extract(epoch FROM (min(t) - now())) * 1000)::bigint FROM"
-        " (SELECT (SELECT next_attempt_at FROM deliveries"
-        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = v.p"
+         * index probe per priority, so an idle poll costs nothing however long the queue;
+         * priorities above 1 are rare and share one probe. */
+        "SELECT (extract(epoch FROM (min(t) - now())) * 1000)::bigint FROM ("
+        " SELECT (SELECT next_attempt_at FROM deliveries"
+        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = 0"
         "   ORDER BY next_attempt_at LIMIT 1) AS t"
-        "  FROM (VALUES (0::smallint), (1::smallint)) AS v(p)) x", 0, 1},
+        " UNION ALL SELECT (SELECT next_attempt_at FROM deliveries"
+        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = 1"
+        "   ORDER BY next_attempt_at LIMIT 1)"
+        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM deliveries"
+        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND priority > 1)) x", 0, 1},
     [ST_QUEUE_MESSAGE] = {
-        "SELECT stream, from_email, from_name, reply_to, header_to, header_cc, content, data,"
-        " headers, strict, sandbox, smtputf8, tracking, extract(epoch FROM created_at)::bigint"
-        " FROM messages WHERE account_id = $1 AND id = $2", 2, 1},
+        /* $1 [{account_id, id}]: the messages of one batch in one round trip; attachments
+         * are loaded apart, one message at a time, only where there are any. */
+        "SELECT k.account_id, k.id, m.stream, m.from_email, m.from_name, m.reply_to,"
+        " m.header_to, m.header_cc, m.content, m.data, m.headers, m.strict, m.sandbox,"
+        " m.smtputf8, m.tracking, extract(epoch FROM m.created_at)::bigint,"
+        " EXISTS (SELECT 1 FROM attachments a WHERE a.account_id = m.account_id"
+        "   AND a.message_id = m.id)"
+        " FROM jsonb_to_recordset($1::jsonb) AS k(account_id text, id text)"
+        " JOIN messages m ON m.account_id = k.account_id AND m.id = k.id", 1, 1},
     [ST_QUEUE_ATTACHMENTS] = {
         "SELECT idx, filename, content_type, disposition, content_id, content"
         " FROM attachments WHERE account_id = $1 AND message_id = $2 ORDER BY idx", 2, 1},
