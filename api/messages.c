@@ -406,6 +406,7 @@ static void add_recipients(vctx *v, json_t *list, const char *kind, int required
 /* Validates one message object; on success fills b (rows and answer). Errors go to v. */
 static void build_message(vctx *v, json_t *m, const char *account_id, built *b, int index)
 {
+    size_t errors_before = json_array_size(v->errors);
     const char *k;
     json_t *val;
     json_object_foreach(m, k, val) {
@@ -415,7 +416,6 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
         if (!known)
             ferr(v, k, "unknown field");
     }
-    size_t errors_before = json_array_size(v->errors);
 
     char msg_id[IDS_MAX];
     ids_new("msg_", msg_id);
@@ -555,16 +555,20 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
         json_decref(headers);
         return;
     }
+    /* "o" steals: the request's own values are lent with an extra reference */
     b->message = json_pack(
-        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:O, s:o, s:O, s:O, s:b, s:b, s:o, s:O, s:b}",
+        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:o, s:b}",
         "account_id", account_id, "id", msg_id, "stream", stream, "from_email", from.email,
         "from_name", *from_name ? json_string(from_name) : json_null(), "reply_to", reply_to,
         "header_to", hto, "header_cc", hcc, "content", content, "data",
-        data && !json_is_null(data) ? data : json_object(), "headers", headers, "metadata",
-        metadata ? metadata : json_object(), "tags", tags ? tags : json_array(), "strict",
-        strict && json_is_true(strict), "sandbox", sandbox && json_is_true(sandbox), "send_at",
+        data && !json_is_null(data) ? json_incref(data) : json_object(), "headers", headers,
+        "metadata", metadata ? json_incref(metadata) : json_object(), "tags",
+        tags ? json_incref(tags) : json_array(), "strict", strict && json_is_true(strict),
+        "sandbox", sandbox && json_is_true(sandbox), "send_at",
         has_send_at ? json_string(send_at) : json_null(), "tracking",
-        tracking ? tracking : json_object(), "smtputf8", smtputf8);
+        tracking ? json_incref(tracking) : json_object(), "smtputf8", smtputf8);
+    if (!b->message)
+        die("cannot build a message row");
 }
 
 static void built_free(built *b)

@@ -52,6 +52,14 @@ static const render_case CASES[] = {
     /* comments vanish */
     {"a{{! a comment }}b", 0, 0, "ab", NULL},
     {"a{{!\nmulti\nline\n}}b", 0, 0, "ab", NULL},
+    /* a comment alone on its line takes the line with it; otherwise only itself */
+    {"a\n  {{! c }}  \nb", 0, 0, "a\nb", NULL},
+    {"a\r\n{{! c }}\r\nb", 0, 0, "a\r\nb", NULL},
+    {"{{! c }}\n{{! d }}\nb", 0, 0, "b", NULL},
+    {"a\n{{! c }}", 0, 0, "a\n", NULL},
+    {"a {{! c }}\nb", 0, 0, "a \nb", NULL},
+    {"{{name}} {{! c }}\nb", 0, 0, "Ann \nb", NULL},
+    {"{{! c }} x\n", 0, 0, " x\n", NULL},
     /* braces that are not tags */
     {"} } }} {", 0, 0, "} } }} {", NULL},
     {"{ {name} }", 0, 0, "{ {name} }", NULL},
@@ -194,10 +202,86 @@ static void test_error_bounds(void **state)
     assert_int_equal(tpl_check(src, sizeof src, err, sizeof err), -1);
     assert_true(strncmp(err, "line 1, column 1: invalid variable name \"", 41) == 0);
     assert_true(strlen(err) < 41 + 200 + 2);
+    /* the cut never splits a UTF-8 character */
+    char u[600] = "{{";
+    size_t k = 2;
+    u[k++] = 'x';
+    while (k < 400) {
+        u[k++] = (char)0xc3;
+        u[k++] = (char)0xa9;
+    }
+    u[k++] = ' ';
+    u[k++] = 'y';
+    memcpy(u + k, "}}", 2);
+    k += 2;
+    assert_int_equal(tpl_check(u, k, err, sizeof err), -1);
+    assert_true(strncmp(err, "line 1, column 1: invalid variable name \"x", 42) == 0);
+    size_t el = strlen(err);
+    assert_int_equal(el, 41 + 199 + 1);   /* "x" + 99 two-byte characters, then the quote */
     char tiny[8];
     assert_int_equal(tpl_check("{{", 2, tiny, sizeof tiny), -1);
     assert_string_equal(tiny, "line 1,");
     assert_int_equal(tpl_check("{{", 2, NULL, 0), -1);
+}
+
+/* The Mustache spec (../shared/testdata/mustache-spec) as an oracle: every interpolation
+ * and comment case that uses only what this renderer supports (no sections, partials or
+ * delimiter changes) must give the spec's exact output. */
+static const char *const SPEC_DIRS[] = {"../shared/testdata/mustache-spec",
+                                        "/work/shared/testdata/mustache-spec"};
+
+static void test_mustache_spec(void **state)
+{
+    const char *dir = NULL;
+    char path[512];
+    for (size_t i = 0; i < N_ELEMS(SPEC_DIRS) && !dir; i++) {
+        snprintf(path, sizeof path, "%s/interpolation.json", SPEC_DIRS[i]);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            fclose(f);
+            dir = SPEC_DIRS[i];
+        }
+    }
+    if (!dir) {
+        print_message("mustache spec not found; skipped\n");
+        skip();
+    }
+    static const char *const FILES[] = {"interpolation", "comments"};
+    int ran = 0, skipped = 0;
+    for (size_t f = 0; f < N_ELEMS(FILES); f++) {
+        snprintf(path, sizeof path, "%s/%s.json", dir, FILES[f]);
+        json_error_t jerr;
+        json_t *spec = json_load_file(path, JSON_DECODE_ANY, &jerr);
+        assert_non_null(spec);
+        size_t k;
+        json_t *tc;
+        json_array_foreach(json_object_get(spec, "tests"), k, tc) {
+            const char *tpl = json_string_value(json_object_get(tc, "template"));
+            const char *want = json_string_value(json_object_get(tc, "expected"));
+            const char *name = json_string_value(json_object_get(tc, "name"));
+            if (strstr(tpl, "{{#") || strstr(tpl, "{{^") || strstr(tpl, "{{/") ||
+                strstr(tpl, "{{>") || strstr(tpl, "{{=")) {
+                skipped++;
+                continue;
+            }
+            buf out;
+            buf_init(&out, 1 << 16);
+            char err[256];
+            int rc = tpl_render(tpl, strlen(tpl), json_object_get(tc, "data"), 1, 0, &out, err,
+                                sizeof err);
+            if (rc != 0 || strcmp(out.len ? out.data : "", want) != 0)
+                print_message("spec %s / %s: rc %d, err \"%s\", got \"%s\"\n", FILES[f], name,
+                              rc, rc ? err : "", out.len ? out.data : "");
+            assert_int_equal(rc, 0);
+            assert_string_equal(out.len ? out.data : "", want);
+            assert_int_equal(tpl_check(tpl, strlen(tpl), err, sizeof err), 0);
+            buf_free(&out);
+            ran++;
+        }
+        json_decref(spec);
+    }
+    print_message("mustache spec: %d cases passed, %d skipped (sections)\n", ran, skipped);
+    assert_true(ran >= 45);
 }
 
 int main(void)
@@ -208,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_output_bound),
         cmocka_unit_test(test_error_bounds),
+        cmocka_unit_test(test_mustache_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

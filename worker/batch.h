@@ -1,0 +1,61 @@
+/* worker/batch.h - what flows through the worker pipeline: one claimed batch of
+ * deliveries. The claimer fills jobs from queue_claim(); the render stage groups them by
+ * message and gives each group one rendered message (content is rendered once per
+ * message, never per recipient); the delivery stage sets each job's outcome; the recorder
+ * commits the outcomes and releases the jobs that were never tried. */
+#ifndef POSTHORN_BATCH_H
+#define POSTHORN_BATCH_H
+#include "db/queue.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One rendered message, shared by the jobs of its recipients in the batch. */
+typedef struct {
+    char   *account_id;
+    char   *message_id;
+    char   *from_email;     /* envelope sender (Return-Path) */
+    int     sandbox;
+    char   *mime;           /* the message (CRLF, 7-bit); NULL when rendering failed */
+    size_t  mime_len;
+} wmsg;
+
+typedef enum {
+    JOB_PENDING,     /* not tried yet */
+    JOB_DONE,        /* outcome set: record it */
+    JOB_RELEASE,     /* never tried: give the row back to the queue */
+} job_state;
+
+typedef struct {
+    queue_item    item;
+    wmsg         *msg;          /* set by the render stage */
+    job_state     state;
+    queue_outcome outcome;
+    int64_t       retry_in_ms;
+    int           code;
+    char         *enhanced, *response, *mx, *tls;
+    json_t       *data;         /* event data (owned) */
+} wjob;
+
+typedef struct {
+    wjob    *jobs;
+    size_t   njobs;
+    wmsg    *msgs;
+    size_t   nmsgs;
+    int64_t  lease_end_ms;      /* monotonic time the lease runs out */
+} wbatch;
+
+/* A batch owning the claimed items (the array is taken over and freed). */
+wbatch *wbatch_new(queue_item *items, int n, int64_t lease_end_ms);
+void    wbatch_free(wbatch *b);
+/* Sets a job's outcome (strings copied; data consumed, may be NULL). */
+void    wjob_set(wjob *j, queue_outcome o, int code, const char *enhanced, const char *response,
+                 const char *mx, const char *tls, json_t *data);
+/* Marks every pending job of b for release. */
+void    wbatch_release_pending(wbatch *b);
+/* Frees the rendered messages' content once delivery is over (results stay). */
+void    wbatch_drop_content(wbatch *b);
+/* Delay before attempt+1 after a temporary failure, from POSTHORN_RETRY_SCHEDULE. */
+int64_t wjob_retry_delay(int attempt);
+#endif
