@@ -9,38 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int list_params(http_req *r, const char *account_id, int *limit, json_t **cursor,
-                enum MHD_Result *done)
-{
-    json_t *errors = json_array();
-    int bad = 0;
-    *limit = 50;
-    *cursor = NULL;
-    const char *l = http_query(r, "limit", &bad);
-    if (l || bad) {
-        char *end = NULL;
-        long v = l ? strtol(l, &end, 10) : 0;
-        if (!l || *end || end == l || v < 1 || v > 1000)
-            http_field_error(errors, "limit", "must be an integer from 1 to 1000");
-        else
-            *limit = (int)v;
-    }
-    bad = 0;
-    const char *c = http_query(r, "cursor", &bad);
-    if (c || bad) {
-        *cursor = c ? cursor_decode(account_id, c) : NULL;
-        if (!*cursor)
-            http_field_error(errors, "cursor", "is not a cursor issued to this account");
-    }
-    if (json_array_size(errors) > 0) {
-        json_decref(*cursor);
-        *cursor = NULL;
-        *done = http_problem(r, 422, NULL, "Invalid query parameters.", errors);
-        return -1;
-    }
-    json_decref(errors);
-    return 0;
-}
 
 enum MHD_Result h_account_get(http_req *r)
 {

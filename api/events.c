@@ -3,6 +3,7 @@
  * it saw> never misses an event, even one whose transaction committed after a later one,
  * because only events below the committed watermark are handed out (migration 0003). */
 #include "api/handlers.h"
+#include "api/query.h"
 #include "db/db.h"
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -33,68 +34,28 @@ static int parse_event_id(const char *s, char xid[24], char seq[24])
     return 0;
 }
 
-static json_t *col_json(PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col))
-        return json_null();
-    json_t *j = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
-    return j ? j : json_null();
-}
 
-static json_t *col_str(PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
-}
 
 enum MHD_Result h_events_list(http_req *r)
 {
     json_t *errors = json_array();
-    int bad = 0, limit = 50;
-    const char *l = http_query(r, "limit", &bad);
-    if (l || bad) {
-        char *end = NULL;
-        long v = l ? strtol(l, &end, 10) : 0;
-        if (!l || *end || end == l || v < 1 || v > 1000)
-            http_field_error(errors, "limit", "must be an integer from 1 to 1000");
-        else
-            limit = (int)v;
-    }
+    int limit, bad = 0;
+    query_limit(r, errors, &limit);
     char xid[24] = "", seq[24] = "";
-    bad = 0;
     const char *after = http_query(r, "after", &bad);
     if (bad || (after && parse_event_id(after, xid, seq) != 0))
         http_field_error(errors, "after", "must be an event id (evt_...)");
-    bad = 0;
-    const char *type = http_query(r, "type", &bad);
-    int ok = !bad;
-    if (type) {
-        ok = 0;
-        for (int i = 0; event_types[i]; i++)
-            ok |= strcmp(type, event_types[i]) == 0;
-    }
-    if (!ok)
-        http_field_error(errors, "type", "must be an event type (queued, delivered, bounced, ...)");
+    const char *type;
+    query_enum(r, errors, "type", event_types,
+               "must be an event type (queued, delivered, bounced, ...)", &type);
     bad = 0;
     const char *msg = http_query(r, "message_id", &bad);
     if (bad || (msg && strlen(msg) > 64))
         http_field_error(errors, "message_id", "must be a message id");
-    bad = 0;
-    const char *rcpt = http_query(r, "recipient", &bad);
     addr_t ra;
-    if (bad || (rcpt && addr_parse(rcpt, strlen(rcpt), &ra) != NULL))
-        http_field_error(errors, "recipient", "must be an email address");
-    char since[32] = "", until[32] = "";
-    const char *names[] = {"since", "until"};
-    char *outs[] = {since, until};
-    for (int i = 0; i < 2; i++) {
-        bad = 0;
-        const char *t = http_query(r, names[i], &bad);
-        int64_t ms;
-        if (bad || (t && time_parse_rfc3339(t, strlen(t), &ms) != 0))
-            http_field_error(errors, names[i], "must be an RFC 3339 date-time");
-        else if (t)
-            time_format_rfc3339(ms, outs[i]);
-    }
+    int has_rcpt = query_recipient(r, errors, &ra);
+    char since[32], until[32];
+    query_time_range(r, errors, since, until);
     if (json_array_size(errors) > 0)
         return http_problem(r, 422, NULL, "Invalid query parameters.", errors);
     json_decref(errors);
@@ -102,7 +63,7 @@ enum MHD_Result h_events_list(http_req *r)
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *params[] = {r->auth.account_id, xid, *xid ? seq : "0", type ? type : "",
-                            msg ? msg : "", rcpt ? ra.email : "", since, until, lim};
+                            msg ? msg : "", has_rcpt ? ra.email : "", since, until, lim};
     PGresult *res;
     db_status st = db_exec(db_thread(), ST_EVENTS_LIST, params, &res);
     if (st != DB_OK)
@@ -115,11 +76,11 @@ enum MHD_Result h_events_list(http_req *r)
         json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                                               "id", eid, "type", PQgetvalue(res, i, 1),
                                               "created_at", PQgetvalue(res, i, 2), "message_id",
-                                              col_str(res, i, 3), "delivery_id", col_str(res, i, 4),
-                                              "recipient", col_str(res, i, 5), "stream",
-                                              col_str(res, i, 6), "tags", col_json(res, i, 7),
-                                              "metadata", col_json(res, i, 8), "data",
-                                              col_json(res, i, 9)));
+                                              pg_str(res, i, 3), "delivery_id", pg_str(res, i, 4),
+                                              "recipient", pg_str(res, i, 5), "stream",
+                                              pg_str(res, i, 6), "tags", pg_json(res, i, 7),
+                                              "metadata", pg_json(res, i, 8), "data",
+                                              pg_json(res, i, 9)));
     }
     PQclear(res);
     /* A full page may have more behind it: continue after its last event. */

@@ -35,11 +35,3 @@ enum MHD_Result h_openapi(http_req *r)
     return http_send_bytes(r, 200, "application/yaml", f->data, f->len);
 }
 
-enum MHD_Result db_failure(http_req *r, int s)
-{
-    if (s == DB_DOWN) {
-        http_add_header(r, "Retry-After", "1");
-        return http_problem(r, 503, NULL, "The database is unavailable; retry shortly.", NULL);
-    }
-    return http_problem(r, 500, NULL, "Internal error; it has been logged.", NULL);
-}

@@ -4,6 +4,7 @@
  * group-commit writer (api/writer.h); the answer comes only after the commit. */
 #include "api/cursor.h"
 #include "api/handlers.h"
+#include "api/query.h"
 #include "api/writer.h"
 #include "db/db.h"
 #include "lib/addr.h"
@@ -68,12 +69,6 @@ static int clean_text(const char *s, size_t n, int allow_newlines)
     return 1;
 }
 
-static void lower_ascii(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s - 'A' + 'a');
-}
 
 /* A mailbox: "a@b", "Name <a@b>" or {"email","name"}. Returns 0 and fills a/name. */
 static int mailbox(vctx *v, const char *field, json_t *j, addr_t *a, char *name, size_t name_max)
@@ -377,7 +372,7 @@ static void add_recipients(vctx *v, json_t *list, const char *kind, int required
             continue;   /* reported once by the caller */
         char key[ADDR_MAX + 1];
         snprintf(key, sizeof key, "%s", a.email);
-        lower_ascii(key);
+        addr_lower_ascii(key);
         if (json_object_get(seen, key)) {
             ferr(v, field, "%s is already a recipient of this message", a.email);
             continue;
@@ -678,15 +673,19 @@ static enum MHD_Result too_busy(http_req *r)
                         "held back first).", NULL);
 }
 
+static enum MHD_Result bad_idempotency_key(http_req *r)
+{
+    json_t *errors = json_array();
+    http_field_error(errors, "Idempotency-Key", "must be 1 to 255 visible ASCII characters");
+    return http_problem(r, 422, NULL, "Invalid Idempotency-Key header.", errors);
+}
+
 enum MHD_Result h_messages_send(http_req *r)
 {
     int bad;
     const char *key = idempotency_key(r, &bad);
-    if (bad) {
-        json_t *errors = json_array();
-        http_field_error(errors, "Idempotency-Key", "must be 1 to 255 visible ASCII characters");
-        return http_problem(r, 422, NULL, "Invalid Idempotency-Key header.", errors);
-    }
+    if (bad)
+        return bad_idempotency_key(r);
     enum MHD_Result done;
     json_t *body = http_json_object(r, &done);
     if (!body)
@@ -718,11 +717,8 @@ enum MHD_Result h_messages_batch(http_req *r)
 {
     int bad;
     const char *key = idempotency_key(r, &bad);
-    if (bad) {
-        json_t *errors = json_array();
-        http_field_error(errors, "Idempotency-Key", "must be 1 to 255 visible ASCII characters");
-        return http_problem(r, 422, NULL, "Invalid Idempotency-Key header.", errors);
-    }
+    if (bad)
+        return bad_idempotency_key(r);
     enum MHD_Result done;
     json_t *body = http_json_object(r, &done);
     if (!body)
@@ -792,24 +788,8 @@ enum MHD_Result h_messages_batch(http_req *r)
 
 /* ---- reading and cancelling --------------------------------------------------------------- */
 
-static json_t *json_col(PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col))
-        return json_null();
-    json_t *j = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
-    return j ? j : json_null();
-}
 
-static json_t *int_col(PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? json_null()
-                                      : json_integer(strtol(PQgetvalue(res, row, col), NULL, 10));
-}
 
-static json_t *str_col(PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
-}
 
 /* The message with its recipients and event timeline; NULL with *st set on failure. */
 static json_t *load_message(const char *account_id, const char *id, db_status *st, int *found)
@@ -827,10 +807,10 @@ static json_t *load_message(const char *account_id, const char *id, db_status *s
     *found = 1;
     json_t *m = json_pack("{s:s, s:s, s:{s:s, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:s}",
                           "id", PQgetvalue(res, 0, 0), "stream", PQgetvalue(res, 0, 1), "from",
-                          "email", PQgetvalue(res, 0, 2), "name", str_col(res, 0, 3), "reply_to",
-                          json_col(res, 0, 4), "to", json_col(res, 0, 5), "cc", json_col(res, 0, 6),
-                          "subject", str_col(res, 0, 7), "metadata", json_col(res, 0, 8), "tags",
-                          json_col(res, 0, 9), "sandbox", strcmp(PQgetvalue(res, 0, 10), "t") == 0,
+                          "email", PQgetvalue(res, 0, 2), "name", pg_str(res, 0, 3), "reply_to",
+                          pg_json(res, 0, 4), "to", pg_json(res, 0, 5), "cc", pg_json(res, 0, 6),
+                          "subject", pg_str(res, 0, 7), "metadata", pg_json(res, 0, 8), "tags",
+                          pg_json(res, 0, 9), "sandbox", strcmp(PQgetvalue(res, 0, 10), "t") == 0,
                           "send_at", *PQgetvalue(res, 0, 11) ? json_string(PQgetvalue(res, 0, 11))
                                                                : json_null(),
                           "created_at", PQgetvalue(res, 0, 12));
@@ -846,14 +826,14 @@ static json_t *load_message(const char *account_id, const char *id, db_status *s
         const char *state = PQgetvalue(res, i, 4);
         json_t *last = json_null();
         if (!PQgetisnull(res, i, 6))
-            last = json_pack("{s:o, s:o, s:o, s:o, s:o}", "code", int_col(res, i, 6), "enhanced",
-                             str_col(res, i, 7), "response", str_col(res, i, 8), "mx",
-                             str_col(res, i, 9), "tls", str_col(res, i, 10));
+            last = json_pack("{s:o, s:o, s:o, s:o, s:o}", "code", pg_int(res, i, 6), "enhanced",
+                             pg_str(res, i, 7), "response", pg_str(res, i, 8), "mx",
+                             pg_str(res, i, 9), "tls", pg_str(res, i, 10));
         json_array_append_new(rcpts, json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:s, s:s}",
                                                "email", PQgetvalue(res, i, 1), "name",
-                                               str_col(res, i, 2), "kind", PQgetvalue(res, i, 3),
+                                               pg_str(res, i, 2), "kind", PQgetvalue(res, i, 3),
                                                "delivery_id", PQgetvalue(res, i, 0), "status", state,
-                                               "attempts", int_col(res, i, 5), "last_smtp", last,
+                                               "attempts", pg_int(res, i, 5), "last_smtp", last,
                                                "next_attempt_at", PQgetvalue(res, i, 11),
                                                "updated_at", PQgetvalue(res, i, 12)));
     }
@@ -871,8 +851,8 @@ static json_t *load_message(const char *account_id, const char *id, db_status *s
         json_array_append_new(events, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "id", eid,
                                                 "type", PQgetvalue(res, i, 1), "created_at",
                                                 PQgetvalue(res, i, 5), "delivery_id",
-                                                str_col(res, i, 2), "recipient", str_col(res, i, 3),
-                                                "data", json_col(res, i, 4)));
+                                                pg_str(res, i, 2), "recipient", pg_str(res, i, 3),
+                                                "data", pg_json(res, i, 4)));
     }
     PQclear(res);
     json_object_set_new(m, "events", events);
@@ -914,6 +894,7 @@ enum MHD_Result h_message_cancel(http_req *r)
     return http_send_json(r, 200, m);
 }
 
+static const char *const streams[] = {"transactional", "broadcast", NULL};
 static const char *const delivery_states[] = {"scheduled", "queued", "sending", "deferred",
                                               "delivered", "bounced", "suppressed", "failed",
                                               "expired", "cancelled", NULL};
@@ -926,41 +907,18 @@ enum MHD_Result h_messages_list(http_req *r)
     if (list_params(r, r->auth.account_id, &limit, &cursor, &done) != 0)
         return done;
     json_t *errors = json_array();
+    const char *status, *stream;
+    query_enum(r, errors, "status", delivery_states,
+               "must be a delivery status (queued, delivered, ...)", &status);
+    query_enum(r, errors, "stream", streams, "must be transactional or broadcast", &stream);
     int bad = 0;
-    const char *status = http_query(r, "status", &bad);
-    int ok = !bad;
-    if (status) {
-        ok = 0;
-        for (int i = 0; delivery_states[i]; i++)
-            ok |= strcmp(status, delivery_states[i]) == 0;
-    }
-    if (!ok)
-        http_field_error(errors, "status", "must be a delivery status (queued, delivered, ...)");
-    bad = 0;
-    const char *stream = http_query(r, "stream", &bad);
-    if (bad || (stream && strcmp(stream, "transactional") && strcmp(stream, "broadcast")))
-        http_field_error(errors, "stream", "must be transactional or broadcast");
-    bad = 0;
     const char *tag = http_query(r, "tag", &bad);
     if (bad)
         http_field_error(errors, "tag", "is malformed");
-    bad = 0;
-    const char *rcpt = http_query(r, "recipient", &bad);
     addr_t ra;
-    if (bad || (rcpt && addr_parse(rcpt, strlen(rcpt), &ra) != NULL))
-        http_field_error(errors, "recipient", "must be an email address");
-    char since[32] = "", until[32] = "";
-    const char *names[] = {"since", "until"};
-    char *outs[] = {since, until};
-    for (int i = 0; i < 2; i++) {
-        bad = 0;
-        const char *t = http_query(r, names[i], &bad);
-        int64_t ms;
-        if (bad || (t && time_parse_rfc3339(t, strlen(t), &ms) != 0))
-            http_field_error(errors, names[i], "must be an RFC 3339 date-time");
-        else if (t)
-            time_format_rfc3339(ms, outs[i]);
-    }
+    int has_rcpt = query_recipient(r, errors, &ra);
+    char since[32], until[32];
+    query_time_range(r, errors, since, until);
     if (json_array_size(errors) > 0) {
         json_decref(cursor);
         return http_problem(r, 422, NULL, "Invalid query parameters.", errors);
@@ -975,7 +933,7 @@ enum MHD_Result h_messages_list(http_req *r)
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {r->auth.account_id, stream ? stream : "", tag ? tag : "",
-                            rcpt ? ra.email : "", status ? status : "", since, until, c_ts, c_id, lim};
+                            has_rcpt ? ra.email : "", status ? status : "", since, until, c_ts, c_id, lim};
     PGresult *res;
     db_status st = db_exec(db_thread(), ST_MSG_LIST, params, &res);
     json_decref(cursor);
@@ -987,10 +945,10 @@ enum MHD_Result h_messages_list(http_req *r)
         json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:o}", "id",
                                               PQgetvalue(res, i, 0), "stream", PQgetvalue(res, i, 1),
                                               "from", PQgetvalue(res, i, 2), "subject",
-                                              str_col(res, i, 3), "tags", json_col(res, i, 4),
-                                              "metadata", json_col(res, i, 5),
+                                              pg_str(res, i, 3), "tags", pg_json(res, i, 4),
+                                              "metadata", pg_json(res, i, 5),
                                               "created_at", PQgetvalue(res, i, 6), "recipients",
-                                              PQgetisnull(res, i, 8) ? json_array() : json_col(res, i, 8)));
+                                              PQgetisnull(res, i, 8) ? json_array() : pg_json(res, i, 8)));
     json_t *next = json_null();
     if (n > limit) {
         json_t *v = json_pack("[s, s]", PQgetvalue(res, limit - 1, 7), PQgetvalue(res, limit - 1, 0));

@@ -18,12 +18,6 @@ static int valid_stream(const char *s)
     return strcmp(s, "transactional") == 0 || strcmp(s, "broadcast") == 0 || strcmp(s, "all") == 0;
 }
 
-static void lower_ascii(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s - 'A' + 'a');
-}
 
 static json_t *row_json(PGresult *res, int i, int col)
 {
@@ -118,7 +112,7 @@ enum MHD_Result h_suppressions_create(http_req *r)
         if (why)
             http_field_error(errors, "email", "is not a valid address: %s", why);
         else
-            lower_ascii(email);
+            addr_lower_ascii(email);
     }
     json_t *js = json_object_get(body, "stream");
     if (js) {
@@ -169,7 +163,7 @@ enum MHD_Result h_suppressions_delete(http_req *r)
     char email[ADDR_MAX + 1];
     if (addr_normalize(r->params[0], strlen(r->params[0]), email) != NULL)
         return http_problem(r, 404, NULL, "No suppression for this address.", NULL);
-    lower_ascii(email);
+    addr_lower_ascii(email);
     const char *params[] = {r->auth.account_id, email, stream ? stream : ""};
     PGresult *res;
     db_status s = db_exec(db_thread(), ST_SUPP_DELETE, params, &res);

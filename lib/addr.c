@@ -291,3 +291,10 @@ const char *addr_parse_mailbox(const char *s, size_t n, addr_t *out, char *name,
     }
     return NULL;
 }
+
+void addr_lower_ascii(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}

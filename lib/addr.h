@@ -35,5 +35,8 @@ const char *addr_parse_mailbox(const char *s, size_t n, addr_t *out, char *name,
 
 /* 1 when name may be a display name: valid UTF-8, no control character (none inside an
  * RFC 2047 encoded-word either, once decoded), <= 256 octets. */
+/* Lower-cases ASCII letters in place (suppression lists compare whole addresses this way). */
+void addr_lower_ascii(char *s);
+
 int addr_name_valid(const char *name, size_t n);
 #endif

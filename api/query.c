@@ -1,0 +1,118 @@
+#include "api/query.h"
+#include "api/cursor.h"
+#include "api/handlers.h"
+#include "db/db.h"
+#include "lib/timeutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void query_limit(http_req *r, json_t *errors, int *limit)
+{
+    int bad = 0;
+    *limit = 50;
+    const char *l = http_query(r, "limit", &bad);
+    if (!l && !bad)
+        return;
+    char *end = NULL;
+    long v = l ? strtol(l, &end, 10) : 0;
+    if (!l || *end || end == l || v < 1 || v > 1000)
+        http_field_error(errors, "limit", "must be an integer from 1 to 1000");
+    else
+        *limit = (int)v;
+}
+
+void query_enum(http_req *r, json_t *errors, const char *name, const char *const *allowed,
+                const char *message, const char **out)
+{
+    int bad = 0;
+    *out = http_query(r, name, &bad);
+    int ok = !bad;
+    if (*out) {
+        ok = 0;
+        for (int i = 0; allowed[i]; i++)
+            ok |= strcmp(*out, allowed[i]) == 0;
+    }
+    if (!ok) {
+        http_field_error(errors, name, "%s", message);
+        *out = NULL;
+    }
+}
+
+int query_recipient(http_req *r, json_t *errors, addr_t *out)
+{
+    int bad = 0;
+    const char *rcpt = http_query(r, "recipient", &bad);
+    if (bad || (rcpt && addr_parse(rcpt, strlen(rcpt), out) != NULL)) {
+        http_field_error(errors, "recipient", "must be an email address");
+        return 0;
+    }
+    return rcpt != NULL;
+}
+
+void query_time_range(http_req *r, json_t *errors, char since[32], char until[32])
+{
+    const char *names[] = {"since", "until"};
+    char *outs[] = {since, until};
+    for (int i = 0; i < 2; i++) {
+        int bad = 0;
+        const char *t = http_query(r, names[i], &bad);
+        int64_t ms;
+        outs[i][0] = '\0';
+        if (bad || (t && time_parse_rfc3339(t, strlen(t), &ms) != 0))
+            http_field_error(errors, names[i], "must be an RFC 3339 date-time");
+        else if (t)
+            time_format_rfc3339(ms, outs[i]);
+    }
+}
+
+int list_params(http_req *r, const char *account_id, int *limit, json_t **cursor,
+                enum MHD_Result *done)
+{
+    json_t *errors = json_array();
+    int bad = 0;
+    query_limit(r, errors, limit);
+    *cursor = NULL;
+    const char *c = http_query(r, "cursor", &bad);
+    if (c || bad) {
+        *cursor = c ? cursor_decode(account_id, c) : NULL;
+        if (!*cursor)
+            http_field_error(errors, "cursor", "is not a cursor issued to this account");
+    }
+    if (json_array_size(errors) > 0) {
+        json_decref(*cursor);
+        *cursor = NULL;
+        *done = http_problem(r, 422, NULL, "Invalid query parameters.", errors);
+        return -1;
+    }
+    json_decref(errors);
+    return 0;
+}
+
+enum MHD_Result db_failure(http_req *r, int s)
+{
+    if (s == DB_DOWN) {
+        http_add_header(r, "Retry-After", "1");
+        return http_problem(r, 503, NULL, "The database is unavailable; retry shortly.", NULL);
+    }
+    return http_problem(r, 500, NULL, "Internal error; it has been logged.", NULL);
+}
+
+json_t *pg_json(PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    json_t *j = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+    return j ? j : json_null();
+}
+
+json_t *pg_str(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+json_t *pg_int(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null()
+                                      : json_integer(strtol(PQgetvalue(res, row, col), NULL, 10));
+}

@@ -1,0 +1,24 @@
+/* api/query.h - what the list and read handlers share: query-parameter parsing that adds
+ * field errors to one list (so a request gets every error at once), and PGresult cells as
+ * JSON values. */
+#ifndef POSTHORN_QUERY_H
+#define POSTHORN_QUERY_H
+#include "api/http.h"
+#include "lib/addr.h"
+
+#include <libpq-fe.h>
+
+/* ?limit= (1..1000, default 50). */
+void query_limit(http_req *r, json_t *errors, int *limit);
+/* ?name= that must be one of allowed (NULL-terminated); *out NULL when absent. */
+void query_enum(http_req *r, json_t *errors, const char *name, const char *const *allowed,
+                const char *message, const char **out);
+/* ?recipient= as a normalised address; returns 1 when given and valid. */
+int  query_recipient(http_req *r, json_t *errors, addr_t *out);
+/* ?since= and ?until= as RFC 3339, re-formatted in UTC ("" when absent). */
+void query_time_range(http_req *r, json_t *errors, char since[32], char until[32]);
+
+json_t *pg_json(PGresult *res, int row, int col);   /* a json/jsonb cell; NULL cell -> null */
+json_t *pg_str(PGresult *res, int row, int col);    /* text cell or null */
+json_t *pg_int(PGresult *res, int row, int col);    /* integer cell or null */
+#endif
