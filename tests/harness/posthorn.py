@@ -31,7 +31,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("PH_E2E_BIN") or os.path.join(ROOT, "bin")
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                      "SUMMARY: UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer")
+                      "SUMMARY: UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer",
+                      # valgrind (make valgrind): memory errors and definite leaks
+                      "Invalid read of size", "Invalid write of size", "Invalid free()",
+                      "Conditional jump or move depends on uninitialised",
+                      "Use of uninitialised value", "definitely lost in")
+
+# `make valgrind` sets POSTHORN_VALGRIND=1: the long-running Posthorn processes then run
+# under memcheck (the CLI too), and the reports land in their logs for the scan above.
+VALGRIND = os.environ.get("POSTHORN_VALGRIND") == "1"
+VALGRIND_ARGV = ["valgrind", "-q", "--leak-check=full", "--show-leak-kinds=definite",
+                 "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+                 "--num-callers=30", "--trace-children=no"]
 
 # Every log file a harness object created, as (label, path): conftest prints them for a
 # failed test and scans the Posthorn ones for sanitizer reports.
@@ -503,7 +514,8 @@ class Posthorn:
         n = next(self._n)
         log = os.path.join(self.logdir, "%s-%d.log" % (prog.replace("posthorn-", ""), n))
         register_log("ph%d %s-%d" % (self.id, prog, n), log, posthorn=True)
-        p = procs.Proc("%s#%d" % (prog, n), [self.binary(prog)] + list(args), log,
+        argv = (VALGRIND_ARGV if VALGRIND else []) + [self.binary(prog)] + list(args)
+        p = procs.Proc("%s#%d" % (prog, n), argv, log,
                        env=self.merged_env(env), cwd=self.workdir).start()
         self.procs.append(p)
         return p
