@@ -481,7 +481,7 @@ class Posthorn:
         if name:
             args += ["--name", name]
         if rate is not None:
-            args += ["--rate", rate if isinstance(rate, str) else "%g/s" % rate]
+            args += ["--rate", rate if isinstance(rate, str) else "%d/s" % int(rate)]
         key = self.cli(*args)
         assert key.startswith("ph_") and key.count("_") >= 2, "key create printed %r" % key
         return key
@@ -491,7 +491,7 @@ class Posthorn:
         if name:
             args += ["--name", name]
         if rate is not None:
-            args += ["--rate", rate if isinstance(rate, str) else "%g/s" % rate]
+            args += ["--rate", rate if isinstance(rate, str) else "%d/s" % int(rate)]
         key = self.cli(*args)
         assert key.startswith("ph_"), "key create --operator printed %r" % key
         return key
