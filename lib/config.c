@@ -95,6 +95,8 @@ static const setting settings[] = {
      "Pending deliveries above which broadcast sends answer 429 (transactional ones still pass)."},
     {"POSTHORN_REDIS_TIMEOUT", K_DURATION, O(redis_timeout_ms), "250ms", 10, 60 * SEC, NULL,
      "Redis connect and command timeout; past it Posthorn carries on without Redis."},
+    {"POSTHORN_AUTH_CACHE_TTL", K_DURATION, O(auth_cache_ttl_ms), "2s", 0, 60 * SEC, NULL,
+     "How long posthorn-api reuses an API-key lookup; a revoked key is refused within this time (0 looks up every request)."},
     {"POSTHORN_DEFAULT_KEY_RATE", K_INT, O(default_key_rate), "100", 1, 1000000, NULL,
      "Requests per second (and burst) of API keys created without --rate."},
     {"POSTHORN_BODY_MAX", K_SIZE, O(body_max), "1048576", 1024, 1073741824, NULL,

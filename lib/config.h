@@ -47,6 +47,7 @@ typedef struct {
     int   queue_limit;
     int   queue_limit_broadcast;
     int64_t redis_timeout_ms;
+    int64_t auth_cache_ttl_ms;
     int   default_key_rate;
     int64_t body_max;
 } config;
