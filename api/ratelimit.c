@@ -12,25 +12,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Returns {allowed, tokens_left (floor), retry_after_ms, full_in_ms}. Time comes from Redis
- * so all API processes share one clock. */
+/* Takes up to ARGV[3] tokens at once (a lease, so a busy key costs one Redis call per many
+ * requests). Returns {taken, tokens_left (floor), retry_after_ms, full_in_ms}. Time comes
+ * from Redis so all API processes share one clock. */
 static const char script[] =
     "local rate = tonumber(ARGV[1])\n"
     "local burst = tonumber(ARGV[2])\n"
+    "local want = tonumber(ARGV[3])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')\n"
     "local tokens = tonumber(v[1]) or burst\n"
     "local ts = tonumber(v[2]) or now\n"
     "if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end\n"
-    "local allowed = 0\n"
-    "if tokens >= 1 then tokens = tokens - 1; allowed = 1 end\n"
+    "local taken = math.min(want, math.floor(tokens))\n"
+    "if taken < 0 then taken = 0 end\n"
+    "tokens = tokens - taken\n"
     "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))\n"
     "local full = math.ceil((burst - tokens) * 1000 / rate)\n"
     "redis.call('PEXPIRE', KEYS[1], full + 1000)\n"
     "local retry = 0\n"
-    "if allowed == 0 then retry = math.ceil((1 - tokens) * 1000 / rate) end\n"
-    "return {allowed, math.floor(tokens), retry, full}\n";
+    "if taken == 0 then retry = math.ceil((1 - tokens) * 1000 / rate) end\n"
+    "return {taken, math.floor(tokens), retry, full}\n";
+
+/* Leased tokens: a process serves a busy key from its lease for at most LEASE_MS; tokens it
+ * did not use by then are dropped (never more than 1/LEASE_SHARE of the rate per process). */
+#define LEASE_SHARE 50
+#define LEASE_MS    100
+#define LEASE_SLOTS 1024
+typedef struct {
+    char    key[128];
+    int     left;
+    int     remaining;     /* the shared bucket's level when the lease was taken */
+    int     reset_s;
+    int64_t expires_ms;
+} lease;
+static lease leases[LEASE_SLOTS];
+static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char script_sha[41];
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
@@ -89,35 +107,79 @@ void ratelimit_local(const char *key, int rate, int64_t now_ms, rl_result *out)
     pthread_mutex_unlock(&local_lock);
 }
 
-static redisReply *run_script(redis_conn *rc, const char *key, const char *rate)
+static redisReply *run_script(redis_conn *rc, const char *key, const char *rate,
+                              const char *want)
 {
     pthread_once(&sha_once, compute_sha);
-    const char *argv[] = {"EVALSHA", script_sha, "1", key, rate, rate};
-    redisReply *rep = redis_cmd(rc, 6, argv, NULL);
+    const char *argv[] = {"EVALSHA", script_sha, "1", key, rate, rate, want};
+    redisReply *rep = redis_cmd(rc, 7, argv, NULL);
     if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0)
         return rep;
     freeReplyObject(rep);   /* first use, or Redis flushed/restarted: EVAL loads it */
-    const char *eval[] = {"EVAL", script, "1", key, rate, rate};
-    return redis_cmd(rc, 6, eval, NULL);
+    const char *eval[] = {"EVAL", script, "1", key, rate, rate, want};
+    return redis_cmd(rc, 7, eval, NULL);
+}
+
+static unsigned lease_slot(const char *key)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % LEASE_SLOTS;
+}
+
+/* One token from this process's lease for key, if it holds one. */
+static int from_lease(const char *key, int rate, rl_result *out)
+{
+    int64_t now = time_mono_ms();
+    lease *l = &leases[lease_slot(key)];
+    pthread_mutex_lock(&lease_lock);
+    int ok = strcmp(l->key, key) == 0 && l->left > 0 && now < l->expires_ms;
+    if (ok) {
+        l->left--;
+        out->allowed = 1;
+        out->limit = rate;
+        out->remaining = l->remaining + l->left;
+        out->reset_s = l->reset_s;
+        out->retry_after_s = 0;
+        out->via_redis = 1;
+    }
+    pthread_mutex_unlock(&lease_lock);
+    return ok;
 }
 
 void ratelimit_take(const char *ns, const char *name, int rate, rl_result *out)
 {
-    char key[128], rs[16];
+    char key[128], rs[16], ws[16];
     snprintf(key, sizeof key, "ph:%s:rl:key:%s", ns, name);
+    if (from_lease(key, rate, out))
+        return;
+    int want = rate / LEASE_SHARE > 1 ? rate / LEASE_SHARE : 1;
     snprintf(rs, sizeof rs, "%d", rate);
+    snprintf(ws, sizeof ws, "%d", want);
     redis_conn *rc = redis_thread();
-    redisReply *rep = run_script(rc, key, rs);
+    redisReply *rep = run_script(rc, key, rs, ws);
     metrics_set_redis_up(rep != NULL);
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
-        long long allowed = rep->element[0]->integer, tokens = rep->element[1]->integer;
-        fill(out, (int)allowed, (double)tokens, rate);
+        long long taken = rep->element[0]->integer, tokens = rep->element[1]->integer;
+        int allowed = taken > 0;
+        fill(out, allowed, (double)tokens + (double)(taken > 0 ? taken - 1 : 0), rate);
         if (!allowed)
             out->retry_after_s = (int)((rep->element[2]->integer + 999) / 1000);
         if (!allowed && out->retry_after_s < 1)
             out->retry_after_s = 1;
         out->reset_s = (int)((rep->element[3]->integer + 999) / 1000);
         out->via_redis = 1;
+        if (taken > 1) {   /* keep the rest of the lease for the next requests */
+            lease *l = &leases[lease_slot(key)];
+            pthread_mutex_lock(&lease_lock);
+            snprintf(l->key, sizeof l->key, "%s", key);
+            l->left = (int)taken - 1;
+            l->remaining = (int)tokens;
+            l->reset_s = out->reset_s;
+            l->expires_ms = time_mono_ms() + LEASE_MS;
+            pthread_mutex_unlock(&lease_lock);
+        }
         freeReplyObject(rep);
         return;
     }

@@ -1,6 +1,8 @@
 /* api/ratelimit.h - per-key token buckets (rate N/s, burst N) shared by every API process
  * through Redis (one Lua script, keys namespaced by account), with an in-process bucket
- * table as the fallback when Redis is unavailable: then each process limits on its own. */
+ * table as the fallback when Redis is unavailable: then each process limits on its own.
+ * A busy key takes tokens from Redis in leases of rate/50 (used within 100 ms or dropped),
+ * so it costs one Redis call per many requests while the shared limit still holds. */
 #ifndef POSTHORN_RATELIMIT_H
 #define POSTHORN_RATELIMIT_H
 #include <stdint.h>
