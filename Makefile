@@ -73,7 +73,7 @@ $(BUILD)/gen/embedded.c: $(EMBED) tools/embed.sh
 # Unit tests (cmocka): one binary per tests/unit/test_*.c, linked with the core.
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-UNIT_TOOLS := $(BUILD)/tests/mimetool
+UNIT_TOOLS := $(BUILD)/tests/mimetool $(BUILD)/tests/dkimtool
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(API_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -83,6 +83,9 @@ unit: $(UNIT_BINS) $(UNIT_TOOLS)
 # Test tools: other tests/unit/*.c with a main, built by `make unit` but not run by it
 # (the e2e oracles call them). An explicit rule, so the test_% pattern above never applies.
 $(BUILD)/tests/mimetool: $(BUILD)/tests/unit/mimetool.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/dkimtool: $(BUILD)/tests/unit/dkimtool.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
