@@ -349,6 +349,63 @@ def test_sandbox_strict_and_bad_templates(stack):
     assert w.stop() == 0
 
 
+def test_mustache_rendering_and_template_limits(stack):
+    """The worker renders with the full Mustache engine (sections, inverted sections,
+    standalone lines, set delimiters, escaping in html only), and bad templates or data that
+    cannot come through the API end as `failed` with a clear reason while the worker goes on:
+    10,000 nested sections, a 600 KB template, a missing partial when strict. A data object
+    of a million keys renders."""
+    st = stack()
+    data = {"name": "Ann & Bo", "items": [{"sku": "A-1", "qty": 2}, {"sku": "B<2>", "qty": 1}],
+            "coupon": "", "vip": True}
+    text = ("Hi {{name}},\n{{#items}}\n- {{sku}} x{{qty}}\n{{/items}}\n"
+            "{{^coupon}}no coupon{{/coupon}}{{#vip}} (vip){{/vip}}\n{{=<% %>=}}<% name %>\n")
+    _, ok = st.message(to=["ok@example.com"], subject="{{#vip}}VIP: {{/vip}}{{name}}", text=text,
+                       html="<p>{{name}}</p><ul>{{#items}}<li>{{sku}}</li>{{/items}}</ul>",
+                       data=data)
+    _, deep = st.message(to=["deep@example.com"], text="x")
+    _, big = st.message(to=["big@example.com"], text="x")
+    _, partial = st.message(to=["partial@example.com"], text="a {{> footer}}", strict=True,
+                             data={"name": "Ann"})
+    _, keys = st.message(to=["keys@example.com"], text="{{k1}} {{k999999}} [{{k1000000}}]")
+    st.sql("UPDATE messages SET content = jsonb_set(content, '{text}', to_jsonb("
+           "repeat('{{#a}}', 10000) || repeat('{{/a}}', 10000))) WHERE id = %s;"
+           "UPDATE messages SET content = jsonb_set(content, '{text}', to_jsonb("
+           "repeat('x', 600 * 1024))) WHERE id = %s;"
+           "UPDATE messages SET data = (SELECT jsonb_object_agg('k' || g, g)"
+           " FROM generate_series(0, 999999) g) WHERE id = %s;" % (
+               lit(st.sql("SELECT message_id FROM deliveries WHERE id = %s" % lit(deep[0][0]))),
+               lit(st.sql("SELECT message_id FROM deliveries WHERE id = %s" % lit(big[0][0]))),
+               lit(st.sql("SELECT message_id FROM deliveries WHERE id = %s" % lit(keys[0][0])))))
+    w = st.ph.worker_proc()
+    everything = [d for lst in (ok, deep, big, partial, keys) for d, _, _ in lst]
+
+    def final():
+        s = st.states(everything)
+        return s.get("delivered", 0) + s.get("failed", 0) == len(everything)
+    hph.wait_until(final, timeout=60, what="all final")
+    (did, _, _), = ok
+    msg = email.message_from_bytes(st.read(did), policy=email.policy.default)
+    assert msg["Subject"] == "VIP: Ann & Bo"
+    assert content(msg.get_body(("plain",))) == (
+        "Hi Ann & Bo,\n- A-1 x2\n- B<2> x1\nno coupon (vip)\nAnn & Bo\n")
+    assert content(msg.get_body(("html",))) == (
+        "<p>Ann &amp; Bo</p><ul><li>A-1</li><li>B&lt;2&gt;</li></ul>")
+    reasons = {}
+    for name, lst in (("deep", deep), ("big", big), ("partial", partial)):
+        (did, _, _), = lst
+        [(t, d)] = st.events(did)
+        assert t == "failed", (name, t, d)
+        reasons[name] = d["reason"]
+    assert reasons["deep"] == "text: line 1, column 385: sections nested deeper than 64"
+    assert reasons["big"] == "text: template is 614400 bytes, larger than the limit of 524288"
+    assert reasons["partial"] == 'text: line 1, column 3: missing partial "footer"'
+    (did, _, _), = keys
+    msg = email.message_from_bytes(st.read(did), policy=email.policy.default)
+    assert content(msg.get_body(("plain",))).rstrip() == "1 999999 []"
+    assert w.stop() == 0
+
+
 # --- timing: scheduled, expiry, wake-up -------------------------------------------------
 def test_scheduled_expiry_and_wakeup(stack):
     st = stack(env={"POSTHORN_POLL_INTERVAL": "60s"})
