@@ -18,6 +18,12 @@ enum MHD_Result h_messages_list(http_req *r);
 enum MHD_Result h_message_get(http_req *r);
 enum MHD_Result h_message_cancel(http_req *r);
 enum MHD_Result h_events_list(http_req *r);
+enum MHD_Result h_templates_list(http_req *r);
+enum MHD_Result h_templates_create(http_req *r);
+enum MHD_Result h_template_get(http_req *r);
+enum MHD_Result h_template_update(http_req *r);
+enum MHD_Result h_template_delete(http_req *r);
+enum MHD_Result h_template_render(http_req *r);
 
 /* Shared by list handlers: parses ?limit= (1..1000, default 50) and ?cursor= (bound to
  * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */

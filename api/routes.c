@@ -17,5 +17,11 @@ const route routes[] = {
     {"DELETE", "/v1/messages/{id}",         SCOPE_SEND,     BODY_NONE, 0,     h_message_cancel,      "messages.cancel"},
     {"GET",    "/v1/events",                SCOPE_READ,     BODY_NONE, 0,     h_events_list,         "events.list"},
     {"DELETE", "/v1/suppressions/{email}",  SCOPE_ADMIN,    BODY_NONE, 0,     h_suppressions_delete, "suppressions.delete"},
+    {"GET",    "/v1/templates",             SCOPE_READ,     BODY_NONE, 0,     h_templates_list,      "templates.list"},
+    {"POST",   "/v1/templates",             SCOPE_ADMIN,    BODY_JSON, 2L << 20, h_templates_create, "templates.create"},
+    {"GET",    "/v1/templates/{id}",        SCOPE_READ,     BODY_NONE, 0,     h_template_get,        "templates.get"},
+    {"PUT",    "/v1/templates/{id}",        SCOPE_ADMIN,    BODY_JSON, 2L << 20, h_template_update, "templates.update"},
+    {"DELETE", "/v1/templates/{id}",        SCOPE_ADMIN,    BODY_NONE, 0,     h_template_delete,     "templates.delete"},
+    {"POST",   "/v1/templates/{id}/render", SCOPE_READ,     BODY_JSON, 2L << 20, h_template_render, "templates.render"},
 };
 const int route_count = (int)(sizeof routes / sizeof routes[0]);

@@ -38,6 +38,13 @@ typedef enum {
     ST_MSG_LIST,
     ST_MSG_CANCEL,
     ST_EVENTS_LIST,
+    /* templates (api/templates.c) */
+    ST_TPL_INSERT,
+    ST_TPL_GET,
+    ST_TPL_BY_NAME,
+    ST_TPL_LIST,
+    ST_TPL_NEW_VERSION,
+    ST_TPL_DELETE,
     /* worker queue */
     ST_QUEUE_CLAIM,
     ST_QUEUE_NEXT_DUE,

@@ -166,6 +166,47 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " AND ($7 = '' OR e.created_at >= $7::timestamptz)"
         " AND ($8 = '' OR e.created_at < $8::timestamptz)"
         " ORDER BY e.xid, e.id LIMIT $9::int", 9, 1},
+    /* Templates: every statement filters on the account ($1) and skips deleted ones. */
+    [ST_TPL_INSERT] = {
+        /* A duplicate live name is a unique violation (templates_name): DB_CONFLICT. */
+        "WITH t AS (INSERT INTO templates (account_id, id, name) VALUES ($1, $2, $3)"
+        "   RETURNING account_id, id),"
+        " v AS (INSERT INTO template_versions (account_id, template_id, version, subject, html, text)"
+        "   SELECT account_id, id, 1, $4, $5, $6 FROM t RETURNING version)"
+        " SELECT version FROM v", 6, 0},
+    [ST_TPL_GET] = {
+        /* $3: the version ('' = the latest). */
+        "SELECT t.id, t.name, v.version, v.subject, v.html, v.text, " TS("t.created_at") ", "
+        TS("v.created_at")
+        " FROM templates t JOIN template_versions v ON v.account_id = t.account_id"
+        " AND v.template_id = t.id AND v.version = coalesce(nullif($3, '')::int, t.latest_version)"
+        " WHERE t.account_id = $1 AND t.id = $2 AND t.deleted_at IS NULL", 3, 1},
+    [ST_TPL_BY_NAME] = {
+        /* Partials: the latest version of the account's live template of that name. */
+        "SELECT v.subject, v.html, v.text"
+        " FROM templates t JOIN template_versions v ON v.account_id = t.account_id"
+        " AND v.template_id = t.id AND v.version = t.latest_version"
+        " WHERE t.account_id = $1 AND t.name = $2 AND t.deleted_at IS NULL", 2, 1},
+    [ST_TPL_LIST] = {
+        /* Newest first; the cursor is the (created_at, id) of the last row shown. */
+        "SELECT t.id, t.name, t.latest_version, v.subject, " TS("t.created_at") ", "
+        TS("v.created_at") ", " TS_US("t.created_at")
+        " FROM templates t JOIN template_versions v ON v.account_id = t.account_id"
+        " AND v.template_id = t.id AND v.version = t.latest_version"
+        " WHERE t.account_id = $1 AND t.deleted_at IS NULL"
+        " AND ($2 = '' OR (t.created_at, t.id) < (($2 || '+00')::timestamptz, $3))"
+        " ORDER BY t.created_at DESC, t.id DESC LIMIT $4::int", 4, 1},
+    [ST_TPL_NEW_VERSION] = {
+        /* The row lock of the UPDATE orders concurrent PUTs; no row: absent or deleted. */
+        "WITH t AS (UPDATE templates SET latest_version = latest_version + 1"
+        "   WHERE account_id = $1 AND id = $2 AND deleted_at IS NULL"
+        "   RETURNING account_id, id, latest_version),"
+        " v AS (INSERT INTO template_versions (account_id, template_id, version, subject, html, text)"
+        "   SELECT account_id, id, latest_version, $3, $4, $5 FROM t RETURNING version)"
+        " SELECT version FROM v", 5, 0},
+    [ST_TPL_DELETE] = {
+        "UPDATE templates SET deleted_at = now()"
+        " WHERE account_id = $1 AND id = $2 AND deleted_at IS NULL", 2, 0},
     [ST_MSG_CANCEL] = {
         "WITH c AS (UPDATE deliveries SET state = 'cancelled', updated_at = now()"
         "   WHERE account_id = $1 AND message_id = $2 AND state IN ('scheduled', 'queued', 'deferred')"

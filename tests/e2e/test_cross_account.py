@@ -45,6 +45,11 @@ def test_every_route_with_another_accounts_ids(ph, routes, two_accounts):
         r["path"] == "/v1/messages" and r["method"] == "POST" for r in routes) else None
     if msg_id:
         b_objects["id"] = msg_id
+    tpl_id = None
+    if any(r["path"] == "/v1/templates" and r["method"] == "POST" for r in routes):
+        r = b.client.post("/v1/templates", json={"name": "b-only", "subject": "s", "text": "t"})
+        assert r.status_code == 201, r.text
+        tpl_id = r.json()["id"]
 
     called = []
     for route in routes:
@@ -57,6 +62,8 @@ def test_every_route_with_another_accounts_ids(ph, routes, two_accounts):
         for p in params:
             if p == "id" and path.startswith("/v1/messages/") and msg_id:
                 values[p] = msg_id
+            elif p == "id" and path.startswith("/v1/templates/") and tpl_id:
+                values[p] = tpl_id
             elif p == "email":
                 values[p] = b_objects["email"]
             else:
@@ -84,6 +91,9 @@ def test_every_route_with_another_accounts_ids(ph, routes, two_accounts):
     assert sorted(listed) == sorted(b_emails), listed
     if msg_id:
         assert b.client.get("/v1/messages/" + msg_id).status_code == 200
+    if tpl_id:
+        got = b.client.get("/v1/templates/" + tpl_id)
+        assert got.status_code == 200 and got.json()["version"] == 1, got.text
 
 
 def test_lists_do_not_leak(ph, routes, two_accounts):
@@ -94,6 +104,9 @@ def test_lists_do_not_leak(ph, routes, two_accounts):
                                                 "reason": marker})
     a.client.post("/v1/suppressions", json={"email": "mine@a.example"})
     _b_message(b.client, marker)
+    if any(r["path"] == "/v1/templates" and r["method"] == "POST" for r in routes):
+        assert b.client.post("/v1/templates", json={"name": marker, "subject": marker,
+                                                    "text": marker}).status_code == 201
     for route in routes:
         if route["method"] != "GET" or "{" in route["path"] or \
                 route["scope"] not in ACCOUNT_SCOPES:
