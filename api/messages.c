@@ -151,6 +151,88 @@ static int template_ok(vctx *v, const char *field, json_t *j, size_t max)
     return 1;
 }
 
+/* ---- stored templates -------------------------------------------------------------------- */
+
+/* A `template` reference: {"name": ...} or {"id": "tpl_..."}, optional "version" (>= 1).
+ * Resolved here, with one read on the handler thread, to the concrete id and version
+ * (the latest when none is given), which is what the message stores: the worker renders
+ * exactly that version even if a newer one is published later. A database failure is left
+ * in *dbst (the caller answers 503); unknown references are field errors. */
+static void resolve_template(vctx *v, json_t *jt, const char *account_id, json_t *content,
+                             db_status *dbst)
+{
+    if (!json_is_object(jt)) {
+        ferr(v, "template", "must be an object with name or id, and optionally version");
+        return;
+    }
+    int bad = 0;
+    const char *k;
+    json_t *val;
+    json_object_foreach(jt, k, val) {
+        if (strcmp(k, "name") && strcmp(k, "id") && strcmp(k, "version")) {
+            char f[96];
+            snprintf(f, sizeof f, "template.%.60s", k);
+            ferr(v, f, "unknown field");
+            bad = 1;
+        }
+    }
+    json_t *jn = json_object_get(jt, "name"), *ji = json_object_get(jt, "id"),
+           *jv = json_object_get(jt, "version");
+    if (jn && ji) {
+        ferr(v, "template", "takes exactly one of name or id, not both");
+        bad = 1;
+    } else if (!jn && !ji) {
+        ferr(v, "template", "needs name or id");
+        bad = 1;
+    } else if (jn && (!json_is_string(jn) || json_string_length(jn) == 0 ||
+                      json_string_length(jn) > 100)) {
+        ferr(v, "template.name", "must be a template name (a string of 1 to 100 characters)");
+        bad = 1;
+    } else if (ji && (!json_is_string(ji) || json_string_length(ji) == 0 ||
+                      json_string_length(ji) > 64)) {
+        ferr(v, "template.id", "must be a template id (tpl_...)");
+        bad = 1;
+    }
+    long long want = 0;
+    if (jv && !json_is_null(jv)) {
+        if (!json_is_integer(jv) || json_integer_value(jv) < 1 ||
+            json_integer_value(jv) > 2147483647) {
+            ferr(v, "template.version", "must be an integer of at least 1");
+            bad = 1;
+        } else {
+            want = json_integer_value(jv);
+        }
+    }
+    if (bad)
+        return;
+    const char *id = ji ? json_string_value(ji) : "", *name = jn ? json_string_value(jn) : "";
+    if (strlen(id) != (ji ? json_string_length(ji) : 0) ||
+        strlen(name) != (jn ? json_string_length(jn) : 0)) {   /* NUL inside: cannot exist */
+        ferr(v, "template", "no such template in this account");
+        return;
+    }
+    char version[24] = "";
+    if (want)
+        snprintf(version, sizeof version, "%lld", want);
+    const char *params[] = {account_id, id, name, version};
+    PGresult *res;
+    db_status st = db_exec(db_thread(), ST_TPL_RESOLVE, params, &res);
+    if (st != DB_OK) {
+        *dbst = st;
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        ferr(v, "template", "no such template in this account");
+    } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        ferr(v, "template", "no version %s", PQgetvalue(res, 0, 1));
+    } else {
+        json_object_set_new(content, "template",
+                            json_pack("{s:s, s:I}", "id", PQgetvalue(res, 0, 0), "version",
+                                      (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
+    }
+    PQclear(res);
+}
+
 /* ---- one message ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -398,8 +480,10 @@ static void add_recipients(vctx *v, json_t *list, const char *kind, int required
     }
 }
 
-/* Validates one message object; on success fills b (rows and answer). Errors go to v. */
-static void build_message(vctx *v, json_t *m, const char *account_id, built *b, int index)
+/* Validates one message object; on success fills b (rows and answer). Errors go to v; a
+ * database failure while resolving a template reference goes to *dbst. */
+static void build_message(vctx *v, json_t *m, const char *account_id, built *b, int index,
+                          db_status *dbst)
 {
     size_t errors_before = json_array_size(v->errors);
     const char *k;
@@ -490,8 +574,8 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
     if (jt) {
         if (jsub || jh || jx)
             ferr(v, "template", "cannot be combined with subject, html or text");
-        /* Stored templates arrive with the rendering issue: no reference can resolve yet. */
-        ferr(v, "template", "no such template in this account");
+        else
+            resolve_template(v, jt, account_id, content, dbst);
     } else {
         if (!jsub)
             ferr(v, "subject", "is required (or use template)");
@@ -542,7 +626,7 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
             ferr(v, "tracking", "must be {\"opens\": bool, \"clicks\": bool}");
     }
 
-    if (json_array_size(v->errors) > errors_before || !from_ok) {
+    if (json_array_size(v->errors) > errors_before || !from_ok || *dbst != DB_OK) {
         json_decref(reply_to);
         json_decref(hto);
         json_decref(hcc);
@@ -692,7 +776,14 @@ enum MHD_Result h_messages_send(http_req *r)
         return done;
     vctx v = {json_array(), ""};
     built b = {0};
-    build_message(&v, body, r->auth.account_id, &b, -1);
+    db_status dbst = DB_OK;
+    build_message(&v, body, r->auth.account_id, &b, -1, &dbst);
+    if (dbst != DB_OK) {
+        json_decref(body);
+        json_decref(v.errors);
+        built_free(&b);
+        return db_failure(r, dbst);
+    }
     if (json_array_size(v.errors) > 0) {
         json_decref(body);
         built_free(&b);
@@ -744,13 +835,22 @@ enum MHD_Result h_messages_batch(http_req *r)
     size_t i, accepted = 0;
     json_t *m;
     int busy = 0;
+    db_status dbst = DB_OK;
     json_array_foreach(list, i, m) {
         vctx v = {json_array(), ""};
         built b = {0};
         if (!json_is_object(m))
             ferr(&v, "message", "must be a message object");
         else
-            build_message(&v, m, r->auth.account_id, &b, (int)i);
+            build_message(&v, m, r->auth.account_id, &b, (int)i, &dbst);
+        if (dbst != DB_OK) {   /* a template reference could not be resolved: nothing sent */
+            json_decref(v.errors);
+            built_free(&b);
+            json_decref(data);
+            json_decref(body);
+            write_job_free(j);
+            return db_failure(r, dbst);
+        }
         if (json_array_size(v.errors) == 0 &&
             over_limit(json_string_value(json_object_get(b.message, "stream")))) {
             busy = 1;

@@ -57,7 +57,7 @@ typedef struct {
     json_t *reply_to;      /* {"email","name"} or NULL */
     json_t *header_to;     /* [{"email","name"}] */
     json_t *header_cc;
-    json_t *content;       /* {"subject","html","text"} */
+    json_t *content;       /* {"subject","html","text"} or {"template": {"id","version"}} */
     json_t *data;          /* template data (object) */
     json_t *headers;       /* [[name, value], ...] */
     json_t *tracking;

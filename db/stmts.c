@@ -207,6 +207,15 @@ const db_stmt_def db_stmts[ST_COUNT] = {
     [ST_TPL_DELETE] = {
         "UPDATE templates SET deleted_at = now()"
         " WHERE account_id = $1 AND id = $2 AND deleted_at IS NULL", 2, 0},
+    [ST_TPL_RESOLVE] = {
+        /* Sending: a reference by id ($2) or by name ($3) to its id and concrete version
+         * ($4: the version, '' = the latest); the last column says whether that version
+         * exists. No row: no such live template in the account. */
+        "SELECT t.id, coalesce(nullif($4, '')::int, t.latest_version),"
+        " EXISTS (SELECT 1 FROM template_versions v WHERE v.account_id = t.account_id"
+        "   AND v.template_id = t.id AND v.version = coalesce(nullif($4, '')::int, t.latest_version))"
+        " FROM templates t WHERE t.account_id = $1 AND t.deleted_at IS NULL"
+        " AND CASE WHEN $2 <> '' THEN t.id = $2 ELSE t.name = $3 END", 4, 1},
     [ST_MSG_CANCEL] = {
         "WITH c AS (UPDATE deliveries SET state = 'cancelled', updated_at = now()"
         "   WHERE account_id = $1 AND message_id = $2 AND state IN ('scheduled', 'queued', 'deferred')"
@@ -270,6 +279,11 @@ const db_stmt_def db_stmts[ST_COUNT] = {
     [ST_QUEUE_ATTACHMENTS] = {
         "SELECT idx, filename, content_type, disposition, content_id, content"
         " FROM attachments WHERE account_id = $1 AND message_id = $2 ORDER BY idx", 2, 1},
+    [ST_QUEUE_TEMPLATE] = {
+        /* A stored template reference: that exact version, even if the template was
+         * deleted or a newer version published since (versions are immutable). */
+        "SELECT subject, html, text FROM template_versions"
+        " WHERE account_id = $1 AND template_id = $2 AND version = $3::int", 3, 1},
     [ST_QUEUE_RECORD] = {
         /* $1 worker, $2 [{account_id, id, attempt, state, delay_ms, code, enhanced, response,
          * mx, tls, data}]: one batch of outcomes and their events in one statement (one

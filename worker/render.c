@@ -10,7 +10,240 @@
 
 #define SUBJECT_MAX MIME_HEADER_VALUE_MAX
 
-/* Renders one part; a missing or null source leaves *present 0. */
+#define PARTIAL_NAME_MAX     100   /* api/templates.c: template names */
+#define PARTIAL_LOOKUPS_MAX  64    /* new partial names looked up by one message's render */
+
+static const char *const part_keys[3] = {"subject", "html", "text"};
+
+/* ---- stored templates: one load per distinct version, one compile per partial ------------ */
+
+typedef struct {
+    char *account_id;
+    char *id;
+    int   version;
+    int   found;
+    int   has[3];       /* subject, html, text present (not NULL) */
+    tpl  *parts[3];
+    char *error;        /* a part that does not compile */
+} tcache_tpl;
+
+typedef struct {
+    char *account_id;
+    char *name;
+    tpl  *parts[3];     /* NULL: no such template or no such part (renders empty) */
+    char *error[3];     /* the part does not compile */
+} tcache_partial;
+
+typedef struct {
+    tcache_tpl     *tpls;
+    size_t          ntpls, cap_tpls;
+    tcache_partial *partials;
+    size_t          npartials, cap_partials;
+} tcache;
+
+static void tcache_free(tcache *c)
+{
+    for (size_t i = 0; i < c->ntpls; i++) {
+        tcache_tpl *t = &c->tpls[i];
+        free(t->account_id);
+        free(t->id);
+        free(t->error);
+        for (int p = 0; p < 3; p++)
+            tpl_free(t->parts[p]);
+    }
+    free(c->tpls);
+    for (size_t i = 0; i < c->npartials; i++) {
+        tcache_partial *t = &c->partials[i];
+        free(t->account_id);
+        free(t->name);
+        for (int p = 0; p < 3; p++) {
+            tpl_free(t->parts[p]);
+            free(t->error[p]);
+        }
+    }
+    free(c->partials);
+    memset(c, 0, sizeof *c);
+}
+
+/* Compiles the three columns of a (subject, html, text) row. */
+static void compile_row(PGresult *r, tpl *parts[3], int has[3], char **error, char *errs[3])
+{
+    for (int p = 0; p < 3; p++) {
+        parts[p] = NULL;
+        if (has)
+            has[p] = 0;
+        if (PQntuples(r) < 1 || PQgetisnull(r, 0, p))
+            continue;
+        if (has)
+            has[p] = 1;
+        char cerr[300], msg[400];
+        parts[p] = tpl_compile(PQgetvalue(r, 0, p), (size_t)PQgetlength(r, 0, p), NULL, cerr,
+                               sizeof cerr);
+        if (!parts[p]) {
+            snprintf(msg, sizeof msg, "%s does not compile: %s", part_keys[p], cerr);
+            if (errs)
+                errs[p] = xstrdup(msg);
+            else if (error && !*error)
+                *error = xstrdup(msg);
+        }
+    }
+}
+
+typedef struct {
+    const char *account_id;
+    const char *id;
+    int         version;
+    tcache_tpl *out;
+} tpl_load_arg;
+
+static db_status load_tpl(db_conn *db, void *arg)
+{
+    tpl_load_arg *a = arg;
+    char v[16];
+    snprintf(v, sizeof v, "%d", a->version);
+    const char *p[] = {a->account_id, a->id, v};
+    PGresult *r;
+    db_status s = db_exec(db, ST_QUEUE_TEMPLATE, p, &r);
+    if (s != DB_OK)
+        return s;
+    a->out->found = PQntuples(r) == 1;
+    if (a->out->found)
+        compile_row(r, a->out->parts, a->out->has, &a->out->error, NULL);
+    PQclear(r);
+    return DB_OK;
+}
+
+typedef struct {
+    const char *account_id;
+    const char *name;
+    tcache_partial *out;
+} partial_load_arg;
+
+static db_status load_partial(db_conn *db, void *arg)
+{
+    partial_load_arg *a = arg;
+    const char *p[] = {a->account_id, a->name};
+    PGresult *r;
+    db_status s = db_exec(db, ST_TPL_BY_NAME, p, &r);
+    if (s != DB_OK)
+        return s;
+    compile_row(r, a->out->parts, NULL, NULL, a->out->error);
+    PQclear(r);
+    return DB_OK;
+}
+
+/* What a render needs to resolve partials: the batch's cache and how to reach PostgreSQL. */
+typedef struct {
+    tcache            *cache;
+    db_conn           *db;
+    wbatch            *b;
+    render_give_up_fn  give_up;
+    void              *give_up_ctx;
+    const char        *account_id;
+    int                part;        /* 0 subject, 1 html, 2 text */
+    int                lookups;     /* new names looked up for this message */
+    int                db_down;     /* gave up while the database was unavailable */
+} partial_ctx;
+
+static int valid_partial_name(const char *s, size_t n)
+{
+    if (n < 1 || n > PARTIAL_NAME_MAX || memchr(s, '\0', n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static db_status with_retry(db_conn *db, db_status (*load)(db_conn *, void *), void *arg,
+                            wbatch *b, render_give_up_fn give_up, void *ctx);
+
+/* tpl_partial_fn: the account's live template of that name (its latest version), the same
+ * part as the one being rendered; compiled once per batch. */
+static int resolve_partial(void *vctx, const char *name, size_t len, const tpl **out, char *err,
+                           size_t errlen)
+{
+    partial_ctx *pc = vctx;
+    tcache *c = pc->cache;
+    *out = NULL;
+    if (!valid_partial_name(name, len))
+        return 0;   /* cannot be a template name: missing */
+    tcache_partial *hit = NULL;
+    for (size_t i = 0; i < c->npartials && !hit; i++)
+        if (strcmp(c->partials[i].account_id, pc->account_id) == 0 &&
+            strlen(c->partials[i].name) == len && memcmp(c->partials[i].name, name, len) == 0)
+            hit = &c->partials[i];
+    if (!hit) {
+        if (++pc->lookups > PARTIAL_LOOKUPS_MAX) {
+            snprintf(err, errlen, "more than %d distinct partials", PARTIAL_LOOKUPS_MAX);
+            return -1;
+        }
+        char nm[PARTIAL_NAME_MAX + 1];
+        memcpy(nm, name, len);
+        nm[len] = '\0';
+        tcache_partial fresh;
+        memset(&fresh, 0, sizeof fresh);
+        partial_load_arg a = {pc->account_id, nm, &fresh};
+        db_status s = with_retry(pc->db, load_partial, &a, pc->b, pc->give_up, pc->give_up_ctx);
+        if (s == DB_DOWN) {
+            pc->db_down = 1;
+            snprintf(err, errlen, "partial \"%s\": database unavailable", nm);
+            return -1;
+        }
+        if (s != DB_OK) {
+            snprintf(err, errlen, "partial \"%s\": could not be loaded: %s", nm,
+                     db_last_error(pc->db));
+            return -1;
+        }
+        if (c->npartials == c->cap_partials) {
+            c->cap_partials = c->cap_partials ? c->cap_partials * 2 : 8;
+            c->partials = xrealloc(c->partials, c->cap_partials * sizeof *c->partials);
+        }
+        fresh.account_id = xstrdup(pc->account_id);
+        fresh.name = xstrdup(nm);
+        hit = &c->partials[c->npartials++];
+        *hit = fresh;
+    }
+    if (hit->error[pc->part]) {
+        snprintf(err, errlen, "partial \"%s\": %s", hit->name, hit->error[pc->part]);
+        return -1;
+    }
+    *out = hit->parts[pc->part];
+    return 0;
+}
+
+/* The cached, compiled version a message refers to; NULL with *s set when the database
+ * failed (DB_DOWN: gave up waiting). */
+static tcache_tpl *template_of(tcache *c, db_conn *db, wbatch *b, render_give_up_fn give_up,
+                               void *ctx, const char *account_id, const char *id, int version,
+                               db_status *s)
+{
+    *s = DB_OK;
+    for (size_t i = 0; i < c->ntpls; i++)
+        if (c->tpls[i].version == version && strcmp(c->tpls[i].id, id) == 0 &&
+            strcmp(c->tpls[i].account_id, account_id) == 0)
+            return &c->tpls[i];
+    tcache_tpl fresh;
+    memset(&fresh, 0, sizeof fresh);
+    tpl_load_arg a = {account_id, id, version, &fresh};
+    *s = with_retry(db, load_tpl, &a, b, give_up, ctx);
+    if (*s != DB_OK)
+        return NULL;
+    if (c->ntpls == c->cap_tpls) {
+        c->cap_tpls = c->cap_tpls ? c->cap_tpls * 2 : 8;
+        c->tpls = xrealloc(c->tpls, c->cap_tpls * sizeof *c->tpls);
+    }
+    fresh.account_id = xstrdup(account_id);
+    fresh.id = xstrdup(id);
+    fresh.version = version;
+    c->tpls[c->ntpls] = fresh;
+    return &c->tpls[c->ntpls++];
+}
+
+/* Renders one inline part; a missing or null source leaves *present 0. */
 static int render_part(const json_t *content, const char *key, const json_t *data, int html,
                        int strict, buf *out, int *present, char *err, size_t errlen)
 {
@@ -27,6 +260,24 @@ static int render_part(const json_t *content, const char *key, const json_t *dat
     if (tpl_render(json_string_value(src), json_string_length(src), data, html, strict, out,
                    terr, sizeof terr) != 0) {
         snprintf(err, errlen, "%s: %s", key, terr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Renders one part of a stored template version, partials through pc. */
+static int render_stored_part(const tcache_tpl *t, int part, const json_t *data, int strict,
+                              partial_ctx *pc, buf *out, int *present, char *err,
+                              size_t errlen)
+{
+    *present = t->has[part];
+    if (!*present)
+        return 0;
+    pc->part = part;
+    char terr[384];
+    if (tpl_render_compiled(t->parts[part], data, part == 1, strict, resolve_partial, pc, out,
+                            terr, sizeof terr) != 0) {
+        snprintf(err, errlen, "%s: %s", part_keys[part], terr);
         return -1;
     }
     return 0;
@@ -60,8 +311,9 @@ static int plain_host(const char *d)
     return 1;
 }
 
-int render_message(const queue_message *m, const char *message_id, buf *out, char *err,
-                   size_t errlen)
+/* Renders m, inline content or the stored version t (partials through pc). */
+static int render_with(const queue_message *m, const char *message_id, const tcache_tpl *t,
+                       partial_ctx *pc, buf *out, char *err, size_t errlen)
 {
     int rc = -1;
     buf subj, text, html;
@@ -76,17 +328,29 @@ int render_message(const queue_message *m, const char *message_id, buf *out, cha
         snprintf(err, errlen, "stored content is not an object");
         goto out;
     }
-    if (json_object_get(m->content, "template")) {
-        snprintf(err, errlen, "stored template references are not rendered by this worker yet");
-        goto out;
-    }
     const json_t *data = json_is_object(m->data) ? m->data : NULL;
     int has_subject, has_text, has_html;
-    if (render_part(m->content, "subject", data, 0, m->strict, &subj, &has_subject, err,
-                    errlen) != 0 ||
-        render_part(m->content, "text", data, 0, m->strict, &text, &has_text, err, errlen) != 0 ||
-        render_part(m->content, "html", data, 1, m->strict, &html, &has_html, err, errlen) != 0)
+    if (json_object_get(m->content, "template")) {
+        if (!t || !pc) {
+            snprintf(err, errlen, "the stored template was not loaded");
+            goto out;
+        }
+        if (t->error) {
+            snprintf(err, errlen, "template %s version %d: %s", t->id, t->version, t->error);
+            goto out;
+        }
+        if (render_stored_part(t, 0, data, m->strict, pc, &subj, &has_subject, err, errlen) != 0 ||
+            render_stored_part(t, 2, data, m->strict, pc, &text, &has_text, err, errlen) != 0 ||
+            render_stored_part(t, 1, data, m->strict, pc, &html, &has_html, err, errlen) != 0)
+            goto out;
+    } else if (render_part(m->content, "subject", data, 0, m->strict, &subj, &has_subject, err,
+                           errlen) != 0 ||
+               render_part(m->content, "text", data, 0, m->strict, &text, &has_text, err,
+                           errlen) != 0 ||
+               render_part(m->content, "html", data, 1, m->strict, &html, &has_html, err,
+                           errlen) != 0) {
         goto out;
+    }
     if (has_subject && subj.len && memchr(subj.data, '\0', subj.len)) {
         snprintf(err, errlen, "subject: contains a NUL character");
         goto out;
@@ -166,6 +430,12 @@ out:
     free(hv);
     free(att);
     return rc;
+}
+
+int render_message(const queue_message *m, const char *message_id, buf *out, char *err,
+                   size_t errlen)
+{
+    return render_with(m, message_id, NULL, NULL, out, err, errlen);
 }
 
 static void fail_jobs(wbatch *b, const wmsg *w, const char *reason)
@@ -254,6 +524,8 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
         return -1;
     }
     char reason[600];
+    tcache cache;
+    memset(&cache, 0, sizeof cache);
     for (size_t k = 0; k < b->nmsgs; k++) {
         wmsg *w = &b->msgs[k];
         queue_message *m = reqs[k].msg;
@@ -282,12 +554,57 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
             queue_message_free(m);
             continue;
         }
-        w->from_email = xstrdup(m->from_email ? m->from_email : "");
-        w->sandbox = m->sandbox;
+        /* A stored template reference: that exact version, loaded once per batch. */
+        const tcache_tpl *t = NULL;
+        const json_t *ref = json_is_object(m->content) ? json_object_get(m->content, "template")
+                                                        : NULL;
+        if (ref) {
+            const json_t *jid = json_object_get(ref, "id"), *jv = json_object_get(ref, "version");
+            if (!json_is_string(jid) || !json_is_integer(jv) || json_integer_value(jv) < 1 ||
+                json_integer_value(jv) > 2147483647) {
+                fail_jobs(b, w, "the stored template reference does not parse");
+                queue_message_free(m);
+                continue;
+            }
+            db_status ts;
+            t = template_of(&cache, db, b, give_up, ctx, w->account_id, json_string_value(jid),
+                            (int)json_integer_value(jv), &ts);
+            if (ts == DB_DOWN) {
+                for (size_t rest = k; rest < b->nmsgs; rest++)
+                    queue_message_free(reqs[rest].msg);
+                free(reqs);
+                tcache_free(&cache);
+                return -1;
+            }
+            if (!t || !t->found) {
+                if (!t)
+                    snprintf(reason, sizeof reason, "could not load template %s version %lld: %s",
+                             json_string_value(jid), (long long)json_integer_value(jv),
+                             db_last_error(db));
+                else
+                    snprintf(reason, sizeof reason, "template %s version %lld no longer exists",
+                             json_string_value(jid), (long long)json_integer_value(jv));
+                fail_jobs(b, w, reason);
+                queue_message_free(m);
+                continue;
+            }
+        }
         buf out;
         buf_init(&out, RENDER_MAX);
         char err[512];
-        if (render_message(m, w->message_id, &out, err, sizeof err) == 0) {
+        partial_ctx pc = {&cache, db, b, give_up, ctx, w->account_id, 0, 0, 0};
+        int rc = render_with(m, w->message_id, t, &pc, &out, err, sizeof err);
+        if (pc.db_down) {   /* gave up: this and the following messages stay pending */
+            buf_free(&out);
+            for (size_t rest = k; rest < b->nmsgs; rest++)
+                queue_message_free(reqs[rest].msg);
+            free(reqs);
+            tcache_free(&cache);
+            return -1;
+        }
+        w->from_email = xstrdup(m->from_email ? m->from_email : "");
+        w->sandbox = m->sandbox;
+        if (rc == 0) {
             w->mime = buf_steal(&out, &w->mime_len);
         } else {
             buf_free(&out);
@@ -296,5 +613,6 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
         queue_message_free(m);
     }
     free(reqs);
+    tcache_free(&cache);
     return 0;
 }

@@ -3,7 +3,11 @@
  * all its recipients in the batch: subject, text and html go through lib/template with
  * the message's data (html-escaped in html; strict messages fail on a missing variable),
  * then lib/mime builds the message with Message-ID <msg_id@from-domain> and the Date of
- * acceptance. A message that cannot be rendered gives its jobs a `failed` outcome with
+ * acceptance. A message stored with a template reference ({"template": {"id", "version"}})
+ * renders that exact version's parts, loaded once per distinct version per batch; partials
+ * {{> name}} resolve to the account's live templates of that name (latest version, the same
+ * part), compiled at most once per batch; a missing one renders empty (strict: fails).
+ * A message that cannot be rendered gives its jobs a `failed` outcome with
  * the reason; the database being down is "retry later", never a failure. */
 #ifndef POSTHORN_RENDER_H
 #define POSTHORN_RENDER_H
@@ -23,7 +27,8 @@ typedef int (*render_give_up_fn)(void *ctx, const wbatch *b);
  * database was unavailable: the jobs left are still JOB_PENDING. */
 int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx);
 
-/* Renders one loaded message into out (MIME, CRLF). 0, or -1 with the reason in err. */
+/* Renders one loaded message with inline content into out (MIME, CRLF); template
+ * references need render_batch (they fail here). 0, or -1 with the reason in err. */
 int render_message(const queue_message *m, const char *message_id, buf *out, char *err,
                    size_t errlen);
 #endif

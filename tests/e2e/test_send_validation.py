@@ -78,6 +78,14 @@ CASES = [
     ("sandbox not bool", dict(sandbox=1), {"sandbox"}),
     ("template", dict(subject=None, text=None, data=None, template={"name": "receipt"}), {"template"}),
     ("template with content", dict(template={"id": "tpl_x"}), {"template"}),
+    ("template with subject only", dict(text=None, template={"name": "receipt"}), {"template"}),
+    ("template unknown id", dict(subject=None, text=None, template={"id": "tpl_0000000000000000000000"}), {"template"}),
+    ("template name and id", dict(subject=None, text=None, template={"name": "receipt", "id": "tpl_x"}), {"template"}),
+    ("template neither name nor id", dict(subject=None, text=None, template={"version": 1}), {"template"}),
+    ("template not object", dict(subject=None, text=None, template="receipt"), {"template"}),
+    ("template version 0", dict(subject=None, text=None, template={"name": "receipt", "version": 0}), {"template.version"}),
+    ("template version string", dict(subject=None, text=None, template={"name": "receipt", "version": "3"}), {"template.version"}),
+    ("template unknown member", dict(subject=None, text=None, template={"name": "receipt", "lang": "de"}), {"template.lang"}),
     ("unknown field", dict(colour="blue"), {"colour"}),
     # headers
     ("headers.Bcc", dict(headers={"Bcc": "x@example.com"}), {"headers.Bcc"}),
@@ -150,6 +158,49 @@ def test_rule(acc, name, over, expect):
         name, sl.errors(r))
     if tagged:   # nothing stored
         assert acc.client.get("/v1/messages", params={"tag": tag}).json()["data"] == []
+
+
+def test_stored_template_references(acc, ph):
+    """A reference resolves among this account's live templates: an unknown name, id or
+    version, a deleted template and another account's template answer 422 at "template";
+    a known one is accepted (the version pinned at accept time)."""
+    c = acc.client
+    name = "tv-" + sl.uid()
+    r = c.post("/v1/templates", json={"name": name, "subject": "S {{name}}", "text": "T {{name}}"})
+    assert r.status_code == 201, r.text
+    tid = r.json()["id"]
+    base = dict(subject=None, text=None)
+
+    def refused(ref, message):
+        tag = "v-" + sl.uid()
+        r = c.post("/v1/messages", json=sl.msg(tags=[tag], template=ref, **base))
+        assert r.status_code == 422, (ref, r.status_code, r.text)
+        assert sl.errors(r) == [("template", message)], (ref, sl.errors(r))
+        assert c.get("/v1/messages", params={"tag": tag}).json()["data"] == []
+
+    refused({"name": name + "-nope"}, "no such template in this account")
+    refused({"id": tid + "x"}, "no such template in this account")
+    refused({"name": name, "version": 2}, "no version 2")
+    refused({"id": tid, "version": 7}, "no version 7")
+    from conftest import Account
+    other = Account(ph, "send-validation-other", ("send", "read", "admin"), 1000)
+    r = other.client.post("/v1/messages", json=sl.msg(template={"id": tid}, **base))
+    assert r.status_code == 422 and sl.errors(r) == [("template", "no such template in this account")], r.text
+    for ref in ({"name": name}, {"id": tid}, {"name": name, "version": 1}, {"id": tid, "version": 1}):
+        r = c.post("/v1/messages", json=sl.msg(template=ref, **base))
+        assert r.status_code == 202, (ref, r.text)
+    # batch items resolve one by one
+    r = c.post("/v1/messages/batch", json={"messages": [
+        sl.msg(template={"name": name}, **base), sl.msg(template={"name": name, "version": 9}, **base)]})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data[0]["id"].startswith("msg_") and data[0]["status"] == "queued", data
+    assert data[1]["index"] == 1 and data[1]["error"]["status"] == 422, data
+    assert [e["field"] for e in data[1]["error"]["errors"]] == ["template"], data
+    # deleted: no longer resolvable
+    assert c.delete("/v1/templates/" + tid).status_code == 204
+    refused({"id": tid}, "no such template in this account")
+    refused({"name": name}, "no such template in this account")
 
 
 def test_all_errors_listed_at_once(acc):
