@@ -24,6 +24,11 @@ enum MHD_Result h_template_get(http_req *r);
 enum MHD_Result h_template_update(http_req *r);
 enum MHD_Result h_template_delete(http_req *r);
 enum MHD_Result h_template_render(http_req *r);
+enum MHD_Result h_domains_create(http_req *r);
+enum MHD_Result h_domains_list(http_req *r);
+enum MHD_Result h_domain_get(http_req *r);
+enum MHD_Result h_domain_delete(http_req *r);
+enum MHD_Result h_domain_verify(http_req *r);
 
 /* Shared by list handlers: parses ?limit= (1..1000, default 50) and ?cursor= (bound to
  * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */

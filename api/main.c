@@ -8,6 +8,8 @@
 #include "api/writer.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/secretbox.h"
+#include "lib/token.h"
 #include "lib/startup.h"
 
 #include <stdio.h>
@@ -46,6 +48,8 @@ int main(int argc, char **argv)
     sigset_t sigs;
     startup_block_signals(&sigs);
     cursor_init(cfg.secret, cfg.secret_previous);
+    secretbox_init(cfg.secret, cfg.secret_previous);
+    token_init(cfg.secret, cfg.secret_previous);
 
     writer_start();
     if (metrics_start() != 0 || server_start() != 0) {

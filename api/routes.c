@@ -23,5 +23,10 @@ const route routes[] = {
     {"PUT",    "/v1/templates/{id}",        SCOPE_ADMIN,    BODY_JSON, 2L << 20, h_template_update, "templates.update"},
     {"DELETE", "/v1/templates/{id}",        SCOPE_ADMIN,    BODY_NONE, 0,     h_template_delete,     "templates.delete"},
     {"POST",   "/v1/templates/{id}/render", SCOPE_READ,     BODY_JSON, 2L << 20, h_template_render, "templates.render"},
+    {"GET",    "/v1/domains",               SCOPE_READ,     BODY_NONE, 0,     h_domains_list,        "domains.list"},
+    {"POST",   "/v1/domains",               SCOPE_ADMIN,    BODY_JSON, 65536, h_domains_create,      "domains.create"},
+    {"GET",    "/v1/domains/{id}",          SCOPE_READ,     BODY_NONE, 0,     h_domain_get,          "domains.get"},
+    {"DELETE", "/v1/domains/{id}",          SCOPE_ADMIN,    BODY_NONE, 0,     h_domain_delete,       "domains.delete"},
+    {"POST",   "/v1/domains/{id}/verify",   SCOPE_ADMIN,    BODY_NONE, 0,     h_domain_verify,       "domains.verify"},
 };
 const int route_count = (int)(sizeof routes / sizeof routes[0]);

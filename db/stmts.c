@@ -216,6 +216,30 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "   AND v.template_id = t.id AND v.version = coalesce(nullif($4, '')::int, t.latest_version))"
         " FROM templates t WHERE t.account_id = $1 AND t.deleted_at IS NULL"
         " AND CASE WHEN $2 <> '' THEN t.id = $2 ELSE t.name = $3 END", 4, 1},
+    /* Sending domains: every statement filters on the account ($1). Private keys are
+     * secretbox boxes (bytea, $7/$9 as hex) and are never selected here. Columns of GET and
+     * LIST: id, name, return_path_domain, dkim_selector, dkim_rsa_public,
+     * dkim_ed25519_public, verified_at ('' when not verified), created_at, created_at (us). */
+    [ST_DOM_INSERT] = {
+        /* A second domain of that name in the account is a unique violation: DB_CONFLICT. */
+        "INSERT INTO domains (account_id, id, name, return_path_domain, dkim_selector,"
+        " dkim_rsa_public, dkim_rsa_private, dkim_ed25519_public, dkim_ed25519_private)"
+        " VALUES ($1, $2, $3, $4, $5, $6, decode($7, 'hex'), $8, decode($9, 'hex'))", 9, 0},
+    [ST_DOM_GET] = {
+        "SELECT " "id, name, return_path_domain, dkim_selector, dkim_rsa_public, dkim_ed25519_public, "
+        "coalesce(" TS("verified_at") ", ''), " TS("created_at") ", " TS_US("created_at")
+        " FROM domains WHERE account_id = $1 AND id = $2", 2, 1},
+    [ST_DOM_LIST] = {
+        /* Newest first; the cursor is the (created_at, id) of the last row shown. */
+        "SELECT " "id, name, return_path_domain, dkim_selector, dkim_rsa_public, dkim_ed25519_public, "
+        "coalesce(" TS("verified_at") ", ''), " TS("created_at") ", " TS_US("created_at")
+        " FROM domains WHERE account_id = $1"
+        " AND ($2 = '' OR (created_at, id) < (($2 || '+00')::timestamptz, $3))"
+        " ORDER BY created_at DESC, id DESC LIMIT $4::int", 4, 1},
+    [ST_DOM_DELETE] = {
+        "DELETE FROM domains WHERE account_id = $1 AND id = $2", 2, 0},
+    [ST_DOM_VERIFIED] = {
+        "UPDATE domains SET verified_at = now() WHERE account_id = $1 AND id = $2", 2, 0},
     [ST_MSG_CANCEL] = {
         "WITH c AS (UPDATE deliveries SET state = 'cancelled', updated_at = now()"
         "   WHERE account_id = $1 AND message_id = $2 AND state IN ('scheduled', 'queued', 'deferred')"
@@ -284,6 +308,12 @@ const db_stmt_def db_stmts[ST_COUNT] = {
          * deleted or a newer version published since (versions are immutable). */
         "SELECT subject, html, text FROM template_versions"
         " WHERE account_id = $1 AND template_id = $2 AND version = $3::int", 3, 1},
+    [ST_QUEUE_DOMAIN] = {
+        /* The signing domain of a From address: its DKIM keys (sealed, hex) and the VERP
+         * return-path domain; verified or not (the From rule is the API's). */
+        "SELECT dkim_selector, return_path_domain, encode(dkim_rsa_private, 'hex'),"
+        " encode(dkim_ed25519_private, 'hex') FROM domains"
+        " WHERE account_id = $1 AND name = $2", 2, 1},
     [ST_QUEUE_RECORD] = {
         /* $1 worker, $2 [{account_id, id, attempt, state, delay_ms, code, enhanced, response,
          * mx, tls, data}]: one batch of outcomes and their events in one statement (one

@@ -50,6 +50,11 @@ def test_every_route_with_another_accounts_ids(ph, routes, two_accounts):
         r = b.client.post("/v1/templates", json={"name": "b-only", "subject": "s", "text": "t"})
         assert r.status_code == 201, r.text
         tpl_id = r.json()["id"]
+    dom_id = None
+    if any(r["path"] == "/v1/domains" and r["method"] == "POST" for r in routes):
+        r = b.client.post("/v1/domains", json={"name": "b-only.example"})
+        assert r.status_code == 201, r.text
+        dom_id = r.json()["id"]
 
     called = []
     for route in routes:
@@ -64,6 +69,8 @@ def test_every_route_with_another_accounts_ids(ph, routes, two_accounts):
                 values[p] = msg_id
             elif p == "id" and path.startswith("/v1/templates/") and tpl_id:
                 values[p] = tpl_id
+            elif p == "id" and path.startswith("/v1/domains/") and dom_id:
+                values[p] = dom_id
             elif p == "email":
                 values[p] = b_objects["email"]
             else:
@@ -94,6 +101,9 @@ def test_every_route_with_another_accounts_ids(ph, routes, two_accounts):
     if tpl_id:
         got = b.client.get("/v1/templates/" + tpl_id)
         assert got.status_code == 200 and got.json()["version"] == 1, got.text
+    if dom_id:
+        got = b.client.get("/v1/domains/" + dom_id)
+        assert got.status_code == 200 and got.json()["verified"] is False, got.text
 
 
 def test_lists_do_not_leak(ph, routes, two_accounts):
