@@ -543,6 +543,23 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
     else
         from_ok = mailbox(v, "from", jf, &from, from_name, sizeof from_name) == 0;
 
+    /* Mail goes out only from the account's verified domains (unless the operator allows
+     * unverified ones, as development setups do). */
+    if (from_ok && !cfg.allow_unverified && *dbst == DB_OK) {
+        const char *dom = strrchr(from.email, '@') + 1;
+        const char *params[] = {account_id, dom};
+        PGresult *res;
+        db_status s = db_exec(db_thread(), ST_DOM_FROM_VERIFIED, params, &res);
+        if (s != DB_OK)
+            *dbst = s;
+        else {
+            if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+                ferr(v, "from", "%s is not a verified sending domain of this account (add it "
+                                "with POST /v1/domains, publish its records, then verify it)", dom);
+            PQclear(res);
+        }
+    }
+
     json_t *reply_to = json_null();
     json_t *jr = json_object_get(m, "reply_to");
     if (jr && !json_is_null(jr)) {

@@ -52,6 +52,7 @@ typedef enum {
     ST_DOM_LIST,
     ST_DOM_DELETE,
     ST_DOM_VERIFIED,
+    ST_DOM_FROM_VERIFIED,
     /* worker queue */
     ST_QUEUE_CLAIM,
     ST_QUEUE_NEXT_DUE,

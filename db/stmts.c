@@ -240,6 +240,9 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "DELETE FROM domains WHERE account_id = $1 AND id = $2", 2, 0},
     [ST_DOM_VERIFIED] = {
         "UPDATE domains SET verified_at = now() WHERE account_id = $1 AND id = $2", 2, 0},
+    [ST_DOM_FROM_VERIFIED] = {
+        /* The From rule: the sender's domain must be one of the account's verified domains. */
+        "SELECT verified_at IS NOT NULL FROM domains WHERE account_id = $1 AND name = $2", 2, 1},
     [ST_MSG_CANCEL] = {
         "WITH c AS (UPDATE deliveries SET state = 'cancelled', updated_at = now()"
         "   WHERE account_id = $1 AND message_id = $2 AND state IN ('scheduled', 'queued', 'deferred')"
