@@ -73,7 +73,7 @@ $(BUILD)/gen/embedded.c: $(EMBED) tools/embed.sh
 # Unit tests (cmocka): one binary per tests/unit/test_*.c, linked with the core.
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-UNIT_TOOLS := $(BUILD)/tests/mimetool $(BUILD)/tests/dkimtool
+UNIT_TOOLS := $(BUILD)/tests/mimetool $(BUILD)/tests/dkimtool $(BUILD)/tests/sealtool
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(API_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -86,6 +86,9 @@ $(BUILD)/tests/mimetool: $(BUILD)/tests/unit/mimetool.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/tests/dkimtool: $(BUILD)/tests/unit/dkimtool.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/sealtool: $(BUILD)/tests/unit/sealtool.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -38,6 +38,11 @@ void wbatch_drop_content(wbatch *b)
         b->msgs[i].mime = NULL;
         b->msgs[i].mime_len = 0;
     }
+    for (size_t i = 0; i < b->njobs; i++) {
+        free(b->jobs[i].head);
+        b->jobs[i].head = NULL;
+        b->jobs[i].head_len = 0;
+    }
 }
 
 void wbatch_free(wbatch *b)
@@ -47,6 +52,8 @@ void wbatch_free(wbatch *b)
     for (size_t i = 0; i < b->njobs; i++) {
         job_clear_result(&b->jobs[i]);
         queue_item_clear(&b->jobs[i].item);
+        free(b->jobs[i].head);
+        free(b->jobs[i].env_from);
     }
     for (size_t i = 0; i < b->nmsgs; i++) {
         free(b->msgs[i].account_id);

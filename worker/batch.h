@@ -36,6 +36,13 @@ typedef struct {
     int           code;
     char         *enhanced, *response, *mx, *tls;
     json_t       *data;         /* event data (owned) */
+    /* This recipient's own message (broadcast: its List-Unsubscribe names the delivery, so
+     * the header and DKIM signatures are per recipient): head (signatures, header, empty
+     * line) then msg->mime from body_off on (the shared body). NULL: msg->mime as it is. */
+    char         *head;
+    size_t        head_len;
+    size_t        body_off;
+    char         *env_from;     /* envelope sender (VERP) or NULL: msg->from_email */
 } wjob;
 
 typedef struct {

@@ -57,13 +57,14 @@ static int write_all(int fd, struct iovec *iov, int n)
 
 /* Writes a temporary file in the mail directory (not yet synced); 0, or -1 with errno. */
 static int write_tmp(file_deliverer *f, const char *tmp, const char *head, size_t headlen,
-                     const char *body, size_t bodylen)
+                     const char *mhead, size_t mheadlen, const char *body, size_t bodylen)
 {
     int fd = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    struct iovec iov[2] = {{(void *)head, headlen}, {(void *)body, bodylen}};
-    if (write_all(fd, iov, 2) != 0) {
+    struct iovec iov[3] = {{(void *)head, headlen}, {(void *)mhead, mheadlen},
+                           {(void *)body, bodylen}};
+    if (write_all(fd, iov, 3) != 0) {
         int saved = errno;
         close(fd);
         unlinkat(f->dirfd, tmp, 0);
@@ -127,14 +128,18 @@ static void file_deliver(deliverer *d, wbatch *b)
         snprintf(p->tmp, sizeof p->tmp, ".tmp.%d.%s", (int)getpid(), p->name);
         buf head;
         buf_init(&head, 2048);
-        if (buf_printf(&head, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", j->msg->from_email,
+        /* per recipient when set: VERP sender, broadcast message with its List-Unsubscribe */
+        const char *sender = j->env_from ? j->env_from : j->msg->from_email;
+        size_t off = j->head && j->body_off <= j->msg->mime_len ? j->body_off : 0;
+        if (buf_printf(&head, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", sender,
                        j->item.recipient) != 0) {
             buf_free(&head);
             wjob_set(j, QUEUE_FAILED, 0, NULL, "address too long", NULL, NULL,
                      json_pack("{s:s}", "reason", "address too long"));
             continue;
         }
-        if (write_tmp(f, p->tmp, head.data, head.len, j->msg->mime, j->msg->mime_len) != 0)
+        if (write_tmp(f, p->tmp, head.data, head.len, j->head ? j->head : "", j->head_len,
+                      j->msg->mime + off, j->msg->mime_len - off) != 0)
             defer(j, "write", p->name, errno);
         else
             n++;

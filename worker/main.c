@@ -7,7 +7,9 @@
 #include "lib/config.h"
 #include "lib/ids.h"
 #include "lib/log.h"
+#include "lib/secretbox.h"
 #include "lib/startup.h"
+#include "lib/token.h"
 #include "worker/deliver.h"
 #include "worker/pipeline.h"
 
@@ -23,6 +25,9 @@ int main(int argc, char **argv)
         return strcmp(argv[1], "--help") == 0 ? 0 : 2;
     }
     startup("posthorn-worker", 1);
+    /* DKIM keys are opened and VERP / unsubscribe tokens made under POSTHORN_SECRET */
+    secretbox_init(cfg.secret, cfg.secret_previous);
+    token_init(cfg.secret, cfg.secret_previous);
     redis_conn *probe = redis_open(cfg.redis_url, cfg.redis_timeout_ms);
     if (!probe) {
         fprintf(stderr, "posthorn-worker: POSTHORN_REDIS_URL is not a redis:// URL\n");

@@ -1,5 +1,10 @@
 #include "worker/render.h"
+#include "lib/addr.h"
+#include "lib/config.h"
+#include "lib/dkim.h"
 #include "lib/log.h"
+#include "lib/secretbox.h"
+#include "lib/token.h"
 #include "lib/mime.h"
 #include "lib/template.h"
 #include "lib/timeutil.h"
@@ -7,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SUBJECT_MAX MIME_HEADER_VALUE_MAX
 
@@ -509,6 +515,309 @@ static db_status load_att(db_conn *db, void *arg)
     return queue_attachments_load(db, a->w->account_id, a->w->message_id, a->m);
 }
 
+/* ---- signing domains: one load, open and parse of the keys per (account, domain) ------- */
+
+typedef struct {
+    char     *account_id;
+    char     *name;        /* A-label, lower case */
+    int       found;
+    char     *selector;
+    char     *rp_domain;   /* VERP return-path domain */
+    dkim_key *rsa, *ed;
+    char     *error;       /* a key that does not open or parse (no key material in it) */
+} dcache_dom;
+
+typedef struct {
+    dcache_dom *d;
+    size_t      n, cap;
+} dcache;
+
+static void dcache_free(dcache *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        dcache_dom *d = &c->d[i];
+        free(d->account_id);
+        free(d->name);
+        free(d->selector);
+        free(d->rp_domain);
+        free(d->error);
+        dkim_key_free(d->rsa);
+        dkim_key_free(d->ed);
+    }
+    free(c->d);
+    memset(c, 0, sizeof *c);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Opens one sealed key (hex of the box) into *k; NULL, or the reason it does not open. */
+static const char *open_key(const char *hex, size_t hn, const char *account_id,
+                            const char *name, dkim_key **k)
+{
+    *k = NULL;
+    if (hn % 2)
+        return "is not stored correctly";
+    size_t bn = hn / 2;
+    unsigned char *box = xcalloc(bn ? bn : 1, 1);
+    for (size_t i = 0; i < bn; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(box);
+            return "is not stored correctly";
+        }
+        box[i] = (unsigned char)(hi << 4 | lo);
+    }
+    buf ad, plain;
+    buf_init(&ad, SECRETBOX_AD_MAX);
+    buf_init(&plain, SECRETBOX_PLAIN_MAX);
+    const char *why = NULL;
+    if (buf_printf(&ad, "%s\n%s", account_id, name) != 0)
+        why = "cannot be opened (domain name too long)";
+    else if (secretbox_open(SECRETBOX_DKIM_KEY, box, bn, ad.data, ad.len, &plain) != 0)
+        why = "cannot be opened (sealed under another POSTHORN_SECRET, or altered)";
+    else {
+        char kerr[200];
+        *k = dkim_key_load_pem(plain.data ? plain.data : "", plain.len, kerr, sizeof kerr);
+        if (!*k)
+            why = "does not parse as a private key";
+    }
+    if (plain.data)
+        explicit_bzero(plain.data, plain.len);
+    buf_free(&plain);
+    buf_free(&ad);
+    free(box);
+    return why;
+}
+
+typedef struct {
+    const char *account_id;
+    const char *name;
+    dcache_dom *out;
+} dom_load_arg;
+
+static db_status load_dom(db_conn *db, void *arg)
+{
+    dom_load_arg *a = arg;
+    const char *p[] = {a->account_id, a->name};
+    PGresult *r;
+    db_status s = db_exec(db, ST_QUEUE_DOMAIN, p, &r);
+    if (s != DB_OK)
+        return s;
+    dcache_dom *d = a->out;
+    d->found = PQntuples(r) == 1;
+    if (d->found) {
+        d->selector = xstrdup(PQgetvalue(r, 0, 0));
+        d->rp_domain = xstrdup(PQgetvalue(r, 0, 1));
+        static const char *const alg[2] = {"rsa", "ed25519"};
+        for (int i = 0; i < 2 && !d->error; i++) {
+            if (PQgetisnull(r, 0, 2 + i))
+                continue;
+            const char *why = open_key(PQgetvalue(r, 0, 2 + i), (size_t)PQgetlength(r, 0, 2 + i),
+                                       a->account_id, a->name, i ? &d->ed : &d->rsa);
+            if (why) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "the DKIM %s key of domain %s %s", alg[i], a->name,
+                         why);
+                d->error = xstrdup(msg);
+            }
+        }
+        if (!d->error && d->rsa && dkim_key_alg(d->rsa) != DKIM_RSA) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "the DKIM rsa key of domain %s is not an RSA key", a->name);
+            d->error = xstrdup(msg);
+        }
+        if (!d->error && d->ed && dkim_key_alg(d->ed) != DKIM_ED25519) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "the DKIM ed25519 key of domain %s is not an Ed25519 key",
+                     a->name);
+            d->error = xstrdup(msg);
+        }
+    }
+    PQclear(r);
+    return DB_OK;
+}
+
+static dcache_dom *domain_of(dcache *c, db_conn *db, wbatch *b, render_give_up_fn give_up,
+                             void *ctx, const char *account_id, const char *name, db_status *s)
+{
+    *s = DB_OK;
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->d[i].name, name) == 0 && strcmp(c->d[i].account_id, account_id) == 0)
+            return &c->d[i];
+    dcache_dom fresh;
+    memset(&fresh, 0, sizeof fresh);
+    dom_load_arg a = {account_id, name, &fresh};
+    *s = with_retry(db, load_dom, &a, b, give_up, ctx);
+    if (*s != DB_OK) {
+        free(fresh.selector);
+        free(fresh.rp_domain);
+        free(fresh.error);
+        dkim_key_free(fresh.rsa);
+        dkim_key_free(fresh.ed);
+        return NULL;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4;
+        c->d = xrealloc(c->d, c->cap * sizeof *c->d);
+    }
+    fresh.account_id = xstrdup(account_id);
+    fresh.name = xstrdup(name);
+    c->d[c->n] = fresh;
+    return &c->d[c->n++];
+}
+
+/* The From domain as the domains table names it (A-label, lower case), or 0. */
+static int from_domain(const char *from, char out[ADDR_MAX + 1])
+{
+    char norm[ADDR_MAX + 1];
+    if (!from || addr_normalize(from, strlen(from), norm) != NULL)
+        return 0;
+    const char *at = strrchr(norm, '@');
+    if (!at || !at[1])
+        return 0;
+    snprintf(out, ADDR_MAX + 1, "%s", at + 1);
+    addr_lower_ascii(out);
+    return 1;
+}
+
+/* Prepends the domain's signatures (rsa, then ed25519 when present) to msg into out. */
+static int sign_into(const dcache_dom *d, const char *msg, size_t n, const uint8_t *bh,
+                     long long now, buf *out, char *err, size_t errlen)
+{
+    const dkim_key *keys[2] = {d->rsa, d->ed};
+    char esel[128];
+    snprintf(esel, sizeof esel, "%se", d->selector);
+    const char *sels[2] = {d->selector, esel};
+    for (int i = 0; i < 2; i++) {
+        if (!keys[i])
+            continue;
+        dkim_signer s = {d->name, sels[i], keys[i]};
+        char derr[200];
+        if (dkim_sign(&s, msg, n, bh, now, out, derr, sizeof derr) != 0) {
+            snprintf(err, errlen, "DKIM signature (%s): %s", i ? "ed25519" : "rsa", derr);
+            return -1;
+        }
+    }
+    if (buf_append(out, msg, n) != 0) {
+        snprintf(err, errlen, "the signed message is too large");
+        return -1;
+    }
+    return 0;
+}
+
+/* The header of msg with this delivery's List-Unsubscribe fields added at its end, and the
+ * empty line; *body_off is where msg's body starts. */
+static int add_unsubscribe(const char *account_id, const char *delivery_id, const char *msg,
+                           size_t n, buf *out, size_t *body_off, char *err, size_t errlen)
+{
+    const char *end = NULL;
+    for (size_t i = 0; i + 3 < n; i++)
+        if (memcmp(msg + i, "\r\n\r\n", 4) == 0) {
+            end = msg + i + 2;
+            break;
+        }
+    if (!end) {
+        snprintf(err, errlen, "mime: no end of header");
+        return -1;
+    }
+    char payload[2 * IDS_MAX + 2], tok[TOKEN_MAX_CHARS + 1];
+    int pn = snprintf(payload, sizeof payload, "%s\n%s", account_id, delivery_id);
+    if (pn < 0 || (size_t)pn >= sizeof payload ||
+        token_make(TOKEN_UNSUBSCRIBE, payload, (size_t)pn, tok, sizeof tok) < 0) {
+        snprintf(err, errlen, "cannot make the unsubscribe token");
+        return -1;
+    }
+    const char *base = cfg.public_url ? cfg.public_url : "";
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    if (buf_append(out, msg, (size_t)(end - msg)) != 0 ||
+        buf_printf(out, "List-Unsubscribe:\r\n <%.*s/u/%s>\r\n", (int)bl, base, tok) != 0 ||
+        buf_appendz(out, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\n") != 0) {
+        snprintf(err, errlen, "the message header is too large");
+        return -1;
+    }
+    *body_off = (size_t)(end - msg) + 2;
+    return 0;
+}
+
+/* Gives the rendered message (out, taken over) to w and its pending jobs: DKIM signatures
+ * when the From domain is one of the account's domains (body hash computed once), the VERP
+ * envelope sender, and for broadcast mail each recipient's List-Unsubscribe (then the
+ * message and its signatures are per recipient). */
+static void finish_message(wbatch *b, wmsg *w, const queue_message *m, const dcache_dom *d,
+                           buf *out)
+{
+    char err[512];
+    long long now = (long long)time(NULL);
+    uint8_t bh[DKIM_HASH_LEN];
+    int broadcast = m->stream && strcmp(m->stream, "broadcast") == 0;
+    int sign = d && (d->rsa || d->ed);
+    if (sign)
+        dkim_body_hash(out->data, out->len, bh);
+    if (sign && !broadcast) {
+        buf s;
+        buf_init(&s, RENDER_MAX + 16384);
+        if (sign_into(d, out->data, out->len, bh, now, &s, err, sizeof err) != 0) {
+            buf_free(&s);
+            buf_free(out);
+            fail_jobs(b, w, err);
+            return;
+        }
+        buf_free(out);
+        w->mime = buf_steal(&s, &w->mime_len);
+    } else {
+        w->mime = buf_steal(out, &w->mime_len);
+    }
+    for (size_t i = 0; i < b->njobs; i++) {
+        wjob *j = &b->jobs[i];
+        if (j->msg != w || j->state != JOB_PENDING)
+            continue;
+        if (d) {
+            char local[TOKEN_VERP_LOCAL_MAX + 1];
+            if (token_verp_local(w->account_id, j->item.id, local, sizeof local) < 0) {
+                wjob_set(j, QUEUE_FAILED, 0, NULL, "cannot make the VERP return path", NULL,
+                         NULL, json_pack("{s:s}", "reason", "cannot make the VERP return path"));
+                continue;
+            }
+            size_t ln = strlen(local) + 1 + strlen(d->rp_domain) + 1;
+            j->env_from = xcalloc(ln, 1);
+            snprintf(j->env_from, ln, "%s@%s", local, d->rp_domain);
+        }
+        if (!broadcast)
+            continue;
+        /* Only the header is per recipient; signing it needs no body (bh is given). */
+        buf u;
+        buf_init(&u, RENDER_MAX);
+        size_t body_off = 0;
+        int rc = add_unsubscribe(w->account_id, j->item.id, w->mime, w->mime_len, &u,
+                                 &body_off, err, sizeof err);
+        if (rc == 0 && sign) {
+            buf s;
+            buf_init(&s, RENDER_MAX + 16384);
+            rc = sign_into(d, u.data, u.len, bh, now, &s, err, sizeof err);
+            buf_free(&u);
+            u = s;
+        }
+        if (rc != 0) {
+            buf_free(&u);
+            wjob_set(j, QUEUE_FAILED, 0, NULL, err, NULL, NULL, json_pack("{s:s}", "reason", err));
+            continue;
+        }
+        j->head = buf_steal(&u, &j->head_len);
+        j->body_off = body_off;
+    }
+}
+
 int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
 {
     group(b);
@@ -526,6 +835,8 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
     char reason[600];
     tcache cache;
     memset(&cache, 0, sizeof cache);
+    dcache dcache_;
+    memset(&dcache_, 0, sizeof dcache_);
     for (size_t k = 0; k < b->nmsgs; k++) {
         wmsg *w = &b->msgs[k];
         queue_message *m = reqs[k].msg;
@@ -545,6 +856,8 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
             for (size_t rest = k; rest < b->nmsgs; rest++)
                 queue_message_free(reqs[rest].msg);
             free(reqs);
+            tcache_free(&cache);
+            dcache_free(&dcache_);
             return -1;
         }
         if (as == DB_ERROR) {
@@ -574,6 +887,7 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
                     queue_message_free(reqs[rest].msg);
                 free(reqs);
                 tcache_free(&cache);
+                dcache_free(&dcache_);
                 return -1;
             }
             if (!t || !t->found) {
@@ -600,12 +914,38 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
                 queue_message_free(reqs[rest].msg);
             free(reqs);
             tcache_free(&cache);
+            dcache_free(&dcache_);
             return -1;
         }
         w->from_email = xstrdup(m->from_email ? m->from_email : "");
         w->sandbox = m->sandbox;
         if (rc == 0) {
-            w->mime = buf_steal(&out, &w->mime_len);
+            /* The From domain's keys and return-path domain, once per batch. */
+            char dname[ADDR_MAX + 1];
+            dcache_dom *d = NULL;
+            db_status ds = DB_OK;
+            if (from_domain(m->from_email, dname))
+                d = domain_of(&dcache_, db, b, give_up, ctx, w->account_id, dname, &ds);
+            if (ds == DB_DOWN) {
+                buf_free(&out);
+                for (size_t rest = k; rest < b->nmsgs; rest++)
+                    queue_message_free(reqs[rest].msg);
+                free(reqs);
+                tcache_free(&cache);
+                dcache_free(&dcache_);
+                return -1;
+            }
+            if (ds != DB_OK) {
+                snprintf(reason, sizeof reason, "could not load the sending domain: %s",
+                         db_last_error(db));
+                buf_free(&out);
+                fail_jobs(b, w, reason);
+            } else if (d && d->error) {
+                buf_free(&out);
+                fail_jobs(b, w, d->error);
+            } else {
+                finish_message(b, w, m, d && d->found ? d : NULL, &out);
+            }
         } else {
             buf_free(&out);
             fail_jobs(b, w, err);
@@ -614,5 +954,6 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
     }
     free(reqs);
     tcache_free(&cache);
+    dcache_free(&dcache_);
     return 0;
 }

@@ -7,6 +7,16 @@
  * renders that exact version's parts, loaded once per distinct version per batch; partials
  * {{> name}} resolve to the account's live templates of that name (latest version, the same
  * part), compiled at most once per batch; a missing one renders empty (strict: fails).
+ * Then, when the From domain (A-label, lower case) is a domain row of the message's account
+ * (verified or not), the message is DKIM-signed with its rsa key (selector dkim_selector)
+ * and ed25519 key (dkim_selector + "e") when present, the keys opened (lib/secretbox, ad =
+ * account id "\n" name) and parsed once per (account, domain) per batch, the body hash
+ * computed once per message; each job's envelope sender becomes
+ * bounces+<token_verp_local>@<return_path_domain>. No domain row: unsigned, the From address
+ * as envelope sender. A key that does not open fails the message's jobs. Broadcast mail gets
+ * List-Unsubscribe: <POSTHORN_PUBLIC_URL/u/TOKEN> (TOKEN_UNSUBSCRIBE, payload account id
+ * "\n" delivery id) and List-Unsubscribe-Post per recipient: wjob.head holds that
+ * recipient's signatures and header, the body stays shared (wmsg.mime from wjob.body_off).
  * A message that cannot be rendered gives its jobs a `failed` outcome with
  * the reason; the database being down is "retry later", never a failure. */
 #ifndef POSTHORN_RENDER_H
