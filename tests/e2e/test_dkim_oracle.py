@@ -7,26 +7,24 @@ generated (plus one RSA key from `openssl genpkey`), and verified by both. A mes
 after signing (one body byte, one signed header, an extra From on top) must fail both.
 
 dkimpy gets the key records through its dnsfunc. opendkim-testmsg has no resolver option,
-so it runs under `unshare -n -m`: a private network namespace where dnsmasq serves the TXT
-records on 127.0.0.1:53, and a private mount namespace where resolv.conf is bind-mounted to
-point at it. All opendkim checks of the module run in one such namespace.
+so it runs under `unshare -n -m` with dnsmasq serving the TXT records (tests/e2e/dkimcheck.py).
+All opendkim checks of the module run in one such namespace.
 Uses only the build output; no Posthorn servers.
 """
 import base64
 import os
 import random
-import shutil
 import subprocess
 
 import dkim
 import pytest
 
+import dkimcheck
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATE = 1767225600  # Thu, 01 Jan 2026 00:00:00 +0000
 DOMAIN = "shop.example"
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-OPENDKIM = shutil.which("opendkim-testmsg") or "/usr/sbin/opendkim-testmsg"
-DNSMASQ = "/usr/sbin/dnsmasq"
 
 
 def tool(name):
@@ -182,51 +180,11 @@ def dkimpy_results(work, raw):
     return out
 
 
-OD_SCRIPT = r"""
-set -u
-D=$1; shift
-ip link set lo up || exit 97
-mount --bind "$D/resolv.conf" /etc/resolv.conf || exit 98
-"$DNSMASQ" --conf-file="$D/records.conf" --no-resolv --no-hosts --no-poll \
-    --listen-address=127.0.0.1 --port=53 --bind-interfaces --pid-file="$D/dnsmasq.pid" \
-    --user=root --cache-size=0 --log-queries --log-facility="$D/dnsmasq.log" || exit 99
-for f in "$@"; do
-    "$OPENDKIM" < "$f" > "$f.od.out" 2>&1
-    echo $? > "$f.od.rc"
-done
-kill "$(cat "$D/dnsmasq.pid")"
-"""
-
-
 def opendkim_verify(work, messages):
     """{name: (rc, output)} from opendkim-testmsg for each {name: raw}; rc 0 = verified."""
-    if os.geteuid() != 0:
-        pytest.skip("opendkim-testmsg runs under unshare -n -m, which needs root here")
-    for p in (OPENDKIM, DNSMASQ):
-        assert os.access(p, os.X_OK), "%s missing" % p
     d, keys = work
-    od = d / "od"
-    od.mkdir(exist_ok=True)
-    (od / "resolv.conf").write_text("nameserver 127.0.0.1\noptions attempts:2 timeout:2\n")
-    lines = ["local=/example/"]
-    for sel, (_, rec) in keys.items():
-        lines.append('txt-record=%s._domainkey.%s,"%s"' % (sel, DOMAIN, rec))
-    (od / "records.conf").write_text("\n".join(lines) + "\n")
-    paths = {}
-    for name, raw in messages.items():
-        p = od / ("%s.eml" % name)
-        p.write_bytes(raw)
-        paths[name] = str(p)
-    env = dict(os.environ, OPENDKIM=OPENDKIM, DNSMASQ=DNSMASQ)
-    p = subprocess.run(["unshare", "-n", "-m", "sh", "-c", OD_SCRIPT, "sh", str(od)]
-                       + list(paths.values()), capture_output=True, timeout=600, env=env)
-    assert p.returncode == 0, "namespace setup failed (%d): %s" % (
-        p.returncode, p.stderr.decode("utf-8", "replace"))
-    out = {}
-    for name, path in paths.items():
-        rc = int(open(path + ".od.rc").read().strip())
-        out[name] = (rc, open(path + ".od.out", errors="replace").read())
-    return out
+    records = {"%s._domainkey.%s" % (sel, DOMAIN): rec for sel, (_, rec) in keys.items()}
+    return dkimcheck.opendkim_verify(d / "od", records, messages)
 
 
 # --- the matrix ------------------------------------------------------------------------------

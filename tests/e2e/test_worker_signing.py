@@ -6,7 +6,10 @@ tests/unit/dkimtool keygen, sealed by tests/unit/sealtool under the installation
 POSTHORN_SECRET (ad = account id "\\n" name), rsa under dkim_selector and ed25519 under
 dkim_selector + "e". Messages go through POST /v1/messages to a posthorn-worker in
 POSTHORN_DELIVERY=file mode; the written files (minus the Return-Path and Delivered-To
-lines the file deliverer adds) are verified by dkimpy (python3-dkim, python3-nacl)."""
+lines the file deliverer adds) are verified by dkimpy (python3-dkim, python3-nacl) and by
+opendkim-testmsg (libopendkim, under unshare -n -m with dnsmasq: tests/e2e/dkimcheck.py),
+each signature on its own, and a copy changed by one byte after signing must fail both."""
+import pathlib
 import base64
 import os
 import re
@@ -17,6 +20,7 @@ import subprocess
 import dkim
 import pytest
 
+import dkimcheck
 import sendlib as sl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,6 +53,7 @@ def rid(prefix):
 class Signing:
     def __init__(self, st, tmp):
         self.st = st
+        self.tmp = tmp
         self.env = dict(os.environ, POSTHORN_SECRET=st.ph.secret)
         self.records = {}
         self.sealed = {}
@@ -148,7 +153,57 @@ def send(sg, **over):
     return dids
 
 
-def check_signed(sg, raw, did, broadcast):
+def only_sig(msg, alg):
+    """msg with the DKIM-Signature fields whose a= is not alg removed (unfolded fields kept
+    as they are), so that one signature is checked on its own."""
+    head, body = msg.split(b"\r\n\r\n", 1)
+    fields = []
+    for ln in head.split(b"\r\n"):
+        if ln[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(ln)
+        else:
+            fields.append([ln])
+    keep = []
+    for f in fields:
+        if f[0].lower().startswith(b"dkim-signature:"):
+            a = re.search(rb"(?:^|;)\s*a\s*=\s*([a-z0-9-]+)", re.sub(rb"\r\n", b"", b"\r\n".join(f))
+                          .split(b":", 1)[1])
+            assert a, f
+            if a.group(1).decode() != alg:
+                continue
+        keep.append(b"\r\n".join(f))
+    out = b"\r\n".join(keep) + b"\r\n\r\n" + body
+    assert out.count(b"DKIM-Signature:") == 1, out[:2000]
+    return out
+
+
+def opendkim_check(sg, cases, tag):
+    """cases: {name: (msg as signed, good)}: opendkim-testmsg must accept the good ones and
+    refuse the others."""
+    res = dkimcheck.opendkim_verify(pathlib.Path(sg.tmp) / ("od-" + tag), sg.records,
+                                    {k: v[0] for k, v in cases.items()})
+    for name, (_, good) in cases.items():
+        rc, out = res[name]
+        if good:
+            assert rc == 0, "%s: opendkim-testmsg rc=%d: %s" % (name, rc, out)
+        else:
+            assert rc != 0, "%s: opendkim-testmsg accepted a changed message: %s" % (name, out)
+
+
+def od_cases(msg, body_changed, hdr_changed, prefix):
+    """Each signature on its own, as signed and changed by one byte (body, signed header)."""
+    cases = {}
+    for alg, short in (("rsa-sha256", "rsa"), ("ed25519-sha256", "ed25519")):
+        cases["%s-%s" % (prefix, short)] = (only_sig(msg, alg), True)
+        cases["%s-%s-body-byte" % (prefix, short)] = (only_sig(body_changed, alg), False)
+        cases["%s-%s-header-byte" % (prefix, short)] = (only_sig(hdr_changed, alg), False)
+    cases["%s-both" % prefix] = (msg, True)
+    cases["%s-both-body-byte" % prefix] = (body_changed, False)
+    return cases
+
+
+def check_signed(sg, raw, did, broadcast, od=None):
+    """dkimpy checks here; with od (a dict), adds the opendkim cases for this file to it."""
     rp, _, msg = split_file(raw)
     # VERP: bounces+<token>@bounces.<domain>, the token names this delivery
     local, _, rpdom = rp.rpartition("@")
@@ -177,6 +232,13 @@ def check_signed(sg, raw, did, broadcast):
     k = msg.index(b"\r\nMessage-ID:") + 15
     hdr_changed = msg[:k] + (b"X" if msg[k:k + 1] != b"X" else b"Y") + msg[k + 1:]
     assert sg.verify_all(hdr_changed) == [False, False]
+    if od is not None:
+        singles = od_cases(msg, body_changed, hdr_changed, did)
+        for name, (m1, good) in singles.items():
+            if name.endswith("-both") or name.endswith("-both-body-byte"):
+                continue
+            assert sg.verify_all(m1) == [good], name   # dkimpy agrees on the split copies
+        od.update(singles)
     return msg, tags
 
 
@@ -185,10 +247,11 @@ def test_transactional_signed_with_verp(signing):
     sg.insert_domain()
     dids = send(sg)
     bhs = set()
+    od = {}
     for rcpt, did in dids.items():
         raw = sl.read_mail(sg.st.mail_dir, did)
         assert max(raw) < 128
-        msg, tags = check_signed(sg, raw, did, broadcast=False)
+        msg, tags = check_signed(sg, raw, did, broadcast=False, od=od)
         assert not header_has(msg, "List-Unsubscribe")
         assert not header_has(msg, "List-Unsubscribe-Post")
         bhs |= {t["bh"] for t in tags}
@@ -199,17 +262,19 @@ def test_transactional_signed_with_verp(signing):
         atts = [p for p in m.walk() if p.get_filename() == "data.bin"]
         assert atts and atts[0].get_content() == BLOB
     assert len(bhs) == 1   # one body hash for the message
+    opendkim_check(sg, od, "transactional")
 
 
 def test_broadcast_per_recipient_list_unsubscribe(signing):
     sg = signing
     sg.insert_domain()
     dids = send(sg, stream="broadcast")
+    od = {}
     bhs = set()
     bs = set()
     for rcpt, did in dids.items():
         raw = sl.read_mail(sg.st.mail_dir, did)
-        msg, tags = check_signed(sg, raw, did, broadcast=True)
+        msg, tags = check_signed(sg, raw, did, broadcast=True, od=od)
         bhs |= {t["bh"] for t in tags}
         bs |= {t["b"] for t in tags}
         m = sl.parse_mail(msg)
@@ -223,6 +288,7 @@ def test_broadcast_per_recipient_list_unsubscribe(signing):
         assert sg.st.account in payload and did in payload, payload
     assert len(bhs) == 1          # the body hash is shared by the recipients
     assert len(bs) == 2 * len(dids)   # signatures are per recipient
+    opendkim_check(sg, od, "broadcast")
 
 
 def test_unknown_domain_unsigned(signing):
