@@ -2,6 +2,7 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/dkim.h"
+#include "lib/html2text.h"
 #include "lib/log.h"
 #include "lib/secretbox.h"
 #include "lib/token.h"
@@ -356,6 +357,14 @@ static int render_with(const queue_message *m, const char *message_id, const tca
                render_part(m->content, "html", data, 1, m->strict, &html, &has_html, err,
                            errlen) != 0) {
         goto out;
+    }
+    /* html only: a text part from the rendered html, so readers without html get mail too;
+     * if it does not fit, the message goes out html only as before */
+    if (has_html && !has_text) {
+        if (html2text(html.data ? html.data : "", html.len, &text) == 0)
+            has_text = 1;
+        else
+            buf_reset(&text);
     }
     if (has_subject && subj.len && memchr(subj.data, '\0', subj.len)) {
         snprintf(err, errlen, "subject: contains a NUL character");
