@@ -23,7 +23,6 @@ static long queued;
 static int stopping;
 static pthread_t *threads;
 static int nthreads;
-static atomic_int db_down;          /* the last connect attempt failed */
 static atomic_long depth = -1;
 
 long writer_queue_depth(void) { return atomic_load(&depth); }
@@ -45,8 +44,6 @@ void write_job_free(write_job *j)
 
 int writer_submit(write_job *job)
 {
-    if (atomic_load(&db_down))
-        return -1;
     pthread_mutex_lock(&lock);
     if (stopping || queued >= MAX_QUEUED_JOBS) {
         pthread_mutex_unlock(&lock);
@@ -288,12 +285,10 @@ static void wake_workers(redis_conn *rc, long n)
 static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
 {
     if (db_connect(c) != DB_OK) {
-        atomic_store(&db_down, 1);
         for (int i = 0; i < n; i++)
             fail(jobs[i], 503, "Service Unavailable", "The database is unavailable; retry shortly.", 1);
         return;
     }
-    atomic_store(&db_down, 0);
     long wake = 0;
     int sent;
     db_status s = write_group(c, jobs, n, &wake, &sent);
@@ -334,8 +329,6 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
             else
                 fail(jobs[i], 500, "Internal Server Error", "The message could not be stored.", 0);
         }
-    if (s == DB_DOWN && db_connect(c) != DB_OK)
-        atomic_store(&db_down, 1);
     wake_workers(rc, wake);
 }
 
@@ -353,6 +346,10 @@ static void *writer_main(void *arg)
     int index = (int)(intptr_t)arg;
     db_conn *c = db_open(cfg.database_url, "posthorn-api-writer");
     db_set_timeout(c, cfg.write_timeout_ms);
+    /* Every group tries to connect again: while PostgreSQL is down each group is answered
+     * 503 at once (a refused connect is immediate), and the first group after it is back
+     * is accepted, not refused for a throttle period. */
+    db_set_reconnect_throttle(c, 0);
     redis_conn *rc = redis_open(cfg.redis_url, cfg.redis_timeout_ms);
     write_job *group[MAX_GROUP_JOBS];
     int64_t next_depth = 0;
@@ -417,8 +414,6 @@ static void *writer_main(void *arg)
             for (int i = 0; i < n; i++)
                 MHD_resume_connection(group[i]->conn);
         }
-        if (index == 0 && atomic_load(&db_down) && db_connect(c) == DB_OK)
-            atomic_store(&db_down, 0);   /* submissions are refused until this succeeds */
         if (index == 0 && time_mono_ms() >= next_depth) {
             refresh_depth(c);
             next_depth = time_mono_ms() + DEPTH_REFRESH_MS;

@@ -40,8 +40,10 @@ struct write_job {
 
 int  writer_start(void);
 void writer_stop(void);
-/* Queues the job (the caller has suspended job->conn). 0 queued; -1 when the writer is
- * full or PostgreSQL is known to be down: the caller answers 503 itself. */
+/* Queues the job (the caller has suspended job->conn). 0 queued; -1 when the writer's queue
+ * is full or it is stopping: the caller answers 503 itself. While PostgreSQL is down every
+ * group is answered 503 at once (each group tries to connect; a refused connect is
+ * immediate). */
 int  writer_submit(write_job *job);
 /* Pending deliveries as last counted (for the 429 backpressure of handlers); -1 unknown. */
 long writer_queue_depth(void);

@@ -17,6 +17,7 @@ struct db_conn {
     unsigned char prepared[ST_COUNT];
     int64_t  last_fail_ms;       /* monotonic time of the last failed connect, 0 = none */
     int64_t  timeout_ms;
+    int64_t  throttle_ms;
     char     err[512];
 };
 
@@ -26,10 +27,12 @@ db_conn *db_open(const char *url, const char *app)
     c->url = xstrdup(url);
     c->app = xstrdup(app);
     c->timeout_ms = cfg.db_timeout_ms;
+    c->throttle_ms = RECONNECT_THROTTLE_MS;
     return c;
 }
 
 void db_set_timeout(db_conn *c, int64_t ms) { c->timeout_ms = ms; }
+void db_set_reconnect_throttle(db_conn *c, int64_t ms) { c->throttle_ms = ms; }
 
 void db_close(db_conn *c)
 {
@@ -92,7 +95,7 @@ db_status db_connect(db_conn *c)
         return DB_OK;
     drop(c);
     int64_t now = time_mono_ms();
-    if (c->last_fail_ms && now - c->last_fail_ms < RECONNECT_THROTTLE_MS)
+    if (c->last_fail_ms && now - c->last_fail_ms < c->throttle_ms)
         return DB_DOWN;
 
     long tmo_s = (long)((cfg.db_timeout_ms + 999) / 1000);

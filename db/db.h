@@ -84,6 +84,8 @@ typedef struct db_conn db_conn;
 db_conn *db_open(const char *url, const char *app);
 /* Statement and lock timeout of c's sessions (default cfg.db_timeout_ms); call before use. */
 void     db_set_timeout(db_conn *c, int64_t ms);
+/* How long a failed connect is not retried (default 1 s; 0: every use tries again). */
+void     db_set_reconnect_throttle(db_conn *c, int64_t ms);
 void     db_close(db_conn *c);
 /* This thread's connection to cfg.database_url (made on first use, closed at thread exit). */
 db_conn *db_thread(void);
