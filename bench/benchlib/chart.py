@@ -23,6 +23,11 @@ def rates(points, min_dt=0.0):
     return out
 
 
+def _num(v):
+    """Rates with one decimal; small values (CPU cores busy) with three."""
+    return ("%.1f" if abs(v) >= 10 else "%.3f") % v
+
+
 def throughput_png(path, title, series, work_dir, ylabel="messages/s"):
     """series: [(label, [(t, rate)])]. Writes the data to work_dir and the chart to path
     (PNG). Returns path, or None when gnuplot is missing."""
@@ -32,7 +37,7 @@ def throughput_png(path, title, series, work_dir, ylabel="messages/s"):
     with open(dat, "w") as f:
         f.write("\t".join(["t"] + [label for label, _ in series]) + "\n")
         for t in times:
-            f.write("\t".join(["%g" % t] + [("%.1f" % c[t]) if t in c else "?" for c in cols]) + "\n")
+            f.write("\t".join(["%g" % t] + [_num(c[t]) if t in c else "?" for c in cols]) + "\n")
     script = os.path.join(BENCH_DIR, "gnuplot", "throughput.gp")
     expr = "datafile='%s'; outfile='%s'; charttitle='%s'; ncols=%d; ylabel='%s'" % (
         dat, path, title.replace("'", ""), len(series) + 1, ylabel)

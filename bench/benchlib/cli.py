@@ -129,6 +129,8 @@ def main(argv):
             path, _doc = core.write_results(ctx, sc, report.figures, comps, charts, report.extra)
             print()
             print(core.format_table(ctx, sc, report.figures, comps))
+            for note in report.extra.get("notes") or ():
+                print("- " + note)
             print()
             print("results: %s%s  (scenario took %.0fs)" % (
                 path, "".join(", " + os.path.join(ctx.out_dir, c["png"]) for c in charts

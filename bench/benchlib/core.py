@@ -421,7 +421,9 @@ def markdown(doc):
     out.append("|---|---|---:|---|---|")
     order = {"posthorn": 0, "peer": 1, "floor": 2}
     for f in sorted(doc["figures"], key=lambda f: order[f["kind"]]):
-        fmt = "%.2f" if "CPU" in f["unit"] else "%.0f"
+        fmt = "%.0f"
+        if "CPU" in f["unit"] or f["unit"] in ("ms", "MB"):
+            fmt = "%.3f" if f["median"] < 1 else "%.2f" if f["median"] < 100 else "%.0f"
         out.append("| %s | %s | %s | %s | %s |" % (
             f["kind"], f["label"], fmt % f["median"], f["unit"],
             " ".join(fmt % v for v in f["runs"])))
@@ -432,13 +434,18 @@ def markdown(doc):
         for c in doc["comparisons"]:
             def v(k):
                 x = c.get(k)
-                return "%.0f" % x["median"] if x and x.get("median") is not None else "-"
+                if not x or x.get("median") is None:
+                    return "-"
+                return ("%.0f" if x["median"] >= 100 else "%.3g") % x["median"]
 
             def r(k):
                 return "%.2f" % c[k] if c.get(k) is not None else "-"
             out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                 c["label"], v("posthorn"), v("peer"), v("floor"), r("posthorn_over_peer"),
                 r("posthorn_over_floor"), r("peer_over_floor")))
+    if doc.get("notes"):
+        out.append("")
+        out.extend("- " + n for n in doc["notes"])
     busy = {k: v["machine_busy_before"] for k, v in doc.get("measurements", {}).items()
             if (v.get("machine_busy_before") or 0) > BUSY_LIMIT}
     if busy:

@@ -38,6 +38,7 @@ DEFAULT_ENV = {
 class PosthornStack:
     def __init__(self, ctx, env=None, key_rate="1000000/s"):
         self.ctx = ctx
+        self.key_rate = key_rate
         p = ctx.params
         self.pg = hpg.PgCluster(ctx.dir("stack-pg"), fsync=True,
                                 extra_conf={"synchronous_commit": "on", "max_connections": "200"})
