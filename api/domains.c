@@ -16,6 +16,7 @@
  * another account's domain answers 404. */
 #include "api/cursor.h"
 #include "api/handlers.h"
+#include "api/query.h"
 #include "db/db.h"
 #include "lib/config.h"
 #include "lib/dkim.h"
@@ -322,43 +323,7 @@ enum MHD_Result h_domains_create(http_req *r)
 
 enum MHD_Result h_domains_list(http_req *r)
 {
-    int limit;
-    json_t *cursor;
-    enum MHD_Result done;
-    if (list_params(r, r->auth.account_id, &limit, &cursor, &done) != 0)
-        return done;
-    const char *c_ts = "", *c_id = "";
-    if (cursor) {
-        json_t *a = json_array_get(cursor, 0), *b = json_array_get(cursor, 1);
-        if (json_is_string(a) && json_is_string(b)) {
-            c_ts = json_string_value(a);
-            c_id = json_string_value(b);
-        }
-    }
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {r->auth.account_id, c_ts, c_id, lim};
-    PGresult *res;
-    db_status s = db_exec(db_thread(), ST_DOM_LIST, params, &res);
-    if (s != DB_OK) {
-        json_decref(cursor);
-        return db_failure(r, s);
-    }
-    json_t *data = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, domain_json(res, i));
-    json_t *next = json_null();
-    if (n > limit) {
-        json_t *cv = json_pack("[s, s]", PQgetvalue(res, limit - 1, 8), PQgetvalue(res, limit - 1, 0));
-        char *c = cursor_encode(r->auth.account_id, cv);
-        json_decref(cv);
-        next = json_string(c);
-        free(c);
-    }
-    json_decref(cursor);
-    PQclear(res);
-    return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
+    return query_keyset_page(r, ST_DOM_LIST, domain_json, 8);
 }
 
 enum MHD_Result h_domain_get(http_req *r)

@@ -4,6 +4,7 @@
 #include "db/db.h"
 #include "lib/timeutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,49 @@ enum MHD_Result db_failure(http_req *r, int s)
         return http_problem(r, 503, NULL, "The database is unavailable; retry shortly.", NULL);
     }
     return http_problem(r, 500, NULL, "Internal error; it has been logged.", NULL);
+}
+
+enum MHD_Result query_keyset_page(http_req *r, int st, json_t *(*row_json)(PGresult *, int),
+                                  int ts_col)
+{
+    int limit;
+    json_t *cursor;
+    enum MHD_Result done;
+    if (list_params(r, r->auth.account_id, &limit, &cursor, &done) != 0)
+        return done;
+    const char *c_ts = "", *c_id = "";
+    if (cursor) {
+        json_t *a = json_array_get(cursor, 0), *b = json_array_get(cursor, 1);
+        if (json_is_string(a) && json_is_string(b)) {
+            c_ts = json_string_value(a);
+            c_id = json_string_value(b);
+        }
+    }
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *params[] = {r->auth.account_id, c_ts, c_id, lim};
+    PGresult *res;
+    db_status s = db_exec(db_thread(), (db_stmt)st, params, &res);
+    if (s != DB_OK) {
+        json_decref(cursor);
+        return db_failure(r, s);
+    }
+    json_t *data = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(data, row_json(res, i));
+    json_t *next = json_null();
+    if (n > limit) {
+        json_t *cv = json_pack("[s, s]", PQgetvalue(res, limit - 1, ts_col),
+                               PQgetvalue(res, limit - 1, 0));
+        char *c = cursor_encode(r->auth.account_id, cv);
+        json_decref(cv);
+        next = json_string(c);
+        free(c);
+    }
+    json_decref(cursor);
+    PQclear(res);
+    return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
 }
 
 json_t *pg_json(PGresult *res, int row, int col)

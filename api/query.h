@@ -18,6 +18,13 @@ int  query_recipient(http_req *r, json_t *errors, addr_t *out);
 /* ?since= and ?until= as RFC 3339, re-formatted in UTC ("" when absent). */
 void query_time_range(http_req *r, json_t *errors, char since[32], char until[32]);
 
+/* GET list of an account's rows, newest first: st takes ($1 account, $2 created_at text,
+ * $3 id, $4 limit) and returns rows whose column ts_col is the full-precision created_at
+ * and column 0 the id; row_json turns one row into its JSON object. Answers the page with
+ * next_cursor (bound to the account), or the 422/503. */
+enum MHD_Result query_keyset_page(http_req *r, int st, json_t *(*row_json)(PGresult *, int),
+                                  int ts_col);
+
 json_t *pg_json(PGresult *res, int row, int col);   /* a json/jsonb cell; NULL cell -> null */
 json_t *pg_str(PGresult *res, int row, int col);    /* text cell or null */
 json_t *pg_int(PGresult *res, int row, int col);    /* integer cell or null */

@@ -193,49 +193,17 @@ enum MHD_Result h_templates_create(http_req *r)
     return http_send_json(r, 201, out);
 }
 
+static json_t *summary_json(PGresult *res, int i)
+{
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s}", "id", PQgetvalue(res, i, 0), "name",
+                     PQgetvalue(res, i, 1), "version", pg_int(res, i, 2), "subject",
+                     pg_str(res, i, 3), "created_at", PQgetvalue(res, i, 4), "updated_at",
+                     PQgetvalue(res, i, 5));
+}
+
 enum MHD_Result h_templates_list(http_req *r)
 {
-    int limit;
-    json_t *cursor;
-    enum MHD_Result done;
-    if (list_params(r, r->auth.account_id, &limit, &cursor, &done) != 0)
-        return done;
-    const char *c_ts = "", *c_id = "";
-    if (cursor) {
-        json_t *a = json_array_get(cursor, 0), *b = json_array_get(cursor, 1);
-        if (json_is_string(a) && json_is_string(b)) {
-            c_ts = json_string_value(a);
-            c_id = json_string_value(b);
-        }
-    }
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {r->auth.account_id, c_ts, c_id, lim};
-    PGresult *res;
-    db_status s = db_exec(db_thread(), ST_TPL_LIST, params, &res);
-    if (s != DB_OK) {
-        json_decref(cursor);
-        return db_failure(r, s);
-    }
-    json_t *data = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(
-            data, json_pack("{s:s, s:s, s:o, s:o, s:s, s:s}", "id", PQgetvalue(res, i, 0), "name",
-                            PQgetvalue(res, i, 1), "version", pg_int(res, i, 2), "subject",
-                            pg_str(res, i, 3), "created_at", PQgetvalue(res, i, 4),
-                            "updated_at", PQgetvalue(res, i, 5)));
-    json_t *next = json_null();
-    if (n > limit) {
-        json_t *v = json_pack("[s, s]", PQgetvalue(res, limit - 1, 6), PQgetvalue(res, limit - 1, 0));
-        char *c = cursor_encode(r->auth.account_id, v);
-        json_decref(v);
-        next = json_string(c);
-        free(c);
-    }
-    json_decref(cursor);
-    PQclear(res);
-    return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
+    return query_keyset_page(r, ST_TPL_LIST, summary_json, 6);
 }
 
 enum MHD_Result h_template_get(http_req *r)
