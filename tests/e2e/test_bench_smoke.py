@@ -168,7 +168,13 @@ def test_bench_run_smoke(tmp_path):
         assert doc["smoke"] is True and doc["scenario"] == name
         assert doc["figures"], name
         for f in doc["figures"]:
-            assert f["median"] is not None and f["median"] > 0, f
+            assert f["median"] is not None, f
+            # CPU time comes from /proc in clock ticks (10 ms): a smoke run's few messages
+            # may honestly measure 0 ms per message; every other figure must be positive.
+            if "CPU" in f.get("unit", ""):
+                assert f["median"] >= 0, f
+            else:
+                assert f["median"] > 0, f
             assert f["measurement"] in doc["measurements"]
         for c in doc["charts"]:
             if c["png"]:
