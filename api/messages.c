@@ -747,7 +747,8 @@ static write_job *new_job(http_req *r, const char *key, unsigned ok_status)
     write_job *j = xcalloc(1, sizeof *j);
     snprintf(j->account_id, sizeof j->account_id, "%s", r->auth.account_id);
     j->idem_key = key ? xstrdup(key) : NULL;
-    crypto_sha256(r->body.data ? r->body.data : "", r->body.len, j->request_hash);
+    if (key)   /* only an Idempotency-Key compares request bodies */
+        crypto_sha256(r->body.data ? r->body.data : "", r->body.len, j->request_hash);
     j->messages = json_array();
     j->attachments = json_array();
     j->deliveries = json_array();

@@ -19,7 +19,7 @@ struct write_job {
     /* filled by the handler */
     char    account_id[40];
     char   *idem_key;               /* NULL: none */
-    uint8_t request_hash[SHA256_LEN];
+    uint8_t request_hash[SHA256_LEN];  /* of the body; set only with idem_key */
     json_t *messages;               /* array of messages rows */
     json_t *attachments;            /* array of attachments rows (content base64) */
     json_t *deliveries;             /* array of deliveries rows */
