@@ -2,6 +2,7 @@
 #include "api/auth.h"
 #include "api/cursor.h"
 #include "api/handlers.h"
+#include "api/query.h"
 #include "db/db.h"
 #include "lib/log.h"
 
@@ -31,6 +32,12 @@ enum MHD_Result h_account_get(http_req *r)
     return http_send_json(r, 200, body);
 }
 
+static json_t *account_json(PGresult *res, int i)
+{
+    return json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, i, 0), "name",
+                     PQgetvalue(res, i, 1), "created_at", PQgetvalue(res, i, 2));
+}
+
 enum MHD_Result h_accounts_list(http_req *r)
 {
     int limit;
@@ -53,21 +60,8 @@ enum MHD_Result h_accounts_list(http_req *r)
         json_decref(cursor);
         return db_failure(r, s);
     }
-    json_t *data = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, i, 0),
-                                              "name", PQgetvalue(res, i, 1), "created_at",
-                                              PQgetvalue(res, i, 2)));
-    json_t *next = json_null();
-    if (n > limit) {
-        json_t *v = json_pack("[s, s]", PQgetvalue(res, limit - 1, 3), PQgetvalue(res, limit - 1, 0));
-        char *c = cursor_encode("operator", v);
-        json_decref(v);
-        next = json_string(c);
-        free(c);
-    }
-    PQclear(res);
     json_decref(cursor);
-    return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
+    const int cols[] = {3, 0};
+    return query_send_page(r, res, limit, account_json, "operator", cols, 2);
 }
+

@@ -1017,6 +1017,15 @@ static const char *const delivery_states[] = {"scheduled", "queued", "sending", 
                                               "delivered", "bounced", "suppressed", "failed",
                                               "expired", "cancelled", NULL};
 
+static json_t *summary_json(PGresult *res, int i)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:o}", "id", PQgetvalue(res, i, 0),
+                     "stream", PQgetvalue(res, i, 1), "from", PQgetvalue(res, i, 2), "subject",
+                     pg_str(res, i, 3), "tags", pg_json(res, i, 4), "metadata",
+                     pg_json(res, i, 5), "created_at", PQgetvalue(res, i, 6), "recipients",
+                     PQgetisnull(res, i, 8) ? json_array() : pg_json(res, i, 8));
+}
+
 enum MHD_Result h_messages_list(http_req *r)
 {
     int limit;
@@ -1057,24 +1066,7 @@ enum MHD_Result h_messages_list(http_req *r)
     json_decref(cursor);
     if (st != DB_OK)
         return db_failure(r, st);
-    json_t *data = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:o}", "id",
-                                              PQgetvalue(res, i, 0), "stream", PQgetvalue(res, i, 1),
-                                              "from", PQgetvalue(res, i, 2), "subject",
-                                              pg_str(res, i, 3), "tags", pg_json(res, i, 4),
-                                              "metadata", pg_json(res, i, 5),
-                                              "created_at", PQgetvalue(res, i, 6), "recipients",
-                                              PQgetisnull(res, i, 8) ? json_array() : pg_json(res, i, 8)));
-    json_t *next = json_null();
-    if (n > limit) {
-        json_t *v = json_pack("[s, s]", PQgetvalue(res, limit - 1, 7), PQgetvalue(res, limit - 1, 0));
-        char *c = cursor_encode(r->auth.account_id, v);
-        json_decref(v);
-        next = json_string(c);
-        free(c);
-    }
-    PQclear(res);
-    return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
+    const int cols[] = {7, 0};
+    return query_send_page(r, res, limit, summary_json, r->auth.account_id, cols, 2);
 }
+

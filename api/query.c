@@ -124,23 +124,33 @@ enum MHD_Result query_keyset_page(http_req *r, int st, json_t *(*row_json)(PGres
         json_decref(cursor);
         return db_failure(r, s);
     }
+    json_decref(cursor);
+    const int cols[] = {ts_col, 0};
+    return query_send_page(r, res, limit, row_json, r->auth.account_id, cols, 2);
+}
+
+enum MHD_Result query_send_page(http_req *r, PGresult *res, int limit,
+                                json_t *(*row_json)(PGresult *, int), const char *cursor_owner,
+                                const int *cursor_cols, int ncols)
+{
     json_t *data = json_array();
     int n = PQntuples(res);
     for (int i = 0; i < n && i < limit; i++)
         json_array_append_new(data, row_json(res, i));
     json_t *next = json_null();
     if (n > limit) {
-        json_t *cv = json_pack("[s, s]", PQgetvalue(res, limit - 1, ts_col),
-                               PQgetvalue(res, limit - 1, 0));
-        char *c = cursor_encode(r->auth.account_id, cv);
+        json_t *cv = json_array();
+        for (int k = 0; k < ncols; k++)
+            json_array_append_new(cv, json_string(PQgetvalue(res, limit - 1, cursor_cols[k])));
+        char *c = cursor_encode(cursor_owner, cv);
         json_decref(cv);
         next = json_string(c);
         free(c);
     }
-    json_decref(cursor);
     PQclear(res);
     return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
 }
+
 
 json_t *pg_json(PGresult *res, int row, int col)
 {

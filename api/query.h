@@ -18,6 +18,13 @@ int  query_recipient(http_req *r, json_t *errors, addr_t *out);
 /* ?since= and ?until= as RFC 3339, re-formatted in UTC ("" when absent). */
 void query_time_range(http_req *r, json_t *errors, char since[32], char until[32]);
 
+/* Answers a page: rows 0..limit-1 of res (which holds up to limit+1 rows) through row_json,
+ * and next_cursor over the text of columns cursor_cols[0..ncols) of the last row shown when
+ * there is a row beyond it (bound to cursor_owner), else null. Clears res. */
+enum MHD_Result query_send_page(http_req *r, PGresult *res, int limit,
+                                json_t *(*row_json)(PGresult *, int), const char *cursor_owner,
+                                const int *cursor_cols, int ncols);
+
 /* GET list of an account's rows, newest first: st takes ($1 account, $2 created_at text,
  * $3 id, $4 limit) and returns rows whose column ts_col is the full-precision created_at
  * and column 0 the id; row_json turns one row into its JSON object. Answers the page with

@@ -3,6 +3,7 @@
  * compared lower-cased, as every mailbox provider treats them. */
 #include "api/cursor.h"
 #include "api/handlers.h"
+#include "api/query.h"
 #include "db/db.h"
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -26,6 +27,8 @@ static json_t *row_json(PGresult *res, int i, int col)
                      PQgetisnull(res, i, col + 2) ? json_null() : json_string(PQgetvalue(res, i, col + 2)),
                      "source", PQgetvalue(res, i, col + 3), "created_at", PQgetvalue(res, i, col + 4));
 }
+
+static json_t *list_row_json(PGresult *res, int i) { return row_json(res, i, 0); }
 
 enum MHD_Result h_suppressions_list(http_req *r)
 {
@@ -60,22 +63,10 @@ enum MHD_Result h_suppressions_list(http_req *r)
     json_decref(cursor);
     if (s != DB_OK)
         return db_failure(r, s);
-    json_t *data = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(data, row_json(res, i, 0));
-    json_t *next = json_null();
-    if (n > limit) {
-        json_t *v = json_pack("[s, s, s]", PQgetvalue(res, limit - 1, 5), PQgetvalue(res, limit - 1, 0),
-                              PQgetvalue(res, limit - 1, 1));
-        char *c = cursor_encode(r->auth.account_id, v);
-        json_decref(v);
-        next = json_string(c);
-        free(c);
-    }
-    PQclear(res);
-    return http_send_json(r, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next));
+    const int cols[] = {5, 0, 1};
+    return query_send_page(r, res, limit, list_row_json, r->auth.account_id, cols, 3);
 }
+
 
 /* No CR, LF or NUL (or other C0 controls) in a value that may end up in a header or log. */
 static int has_controls(const char *s, size_t n)
