@@ -7,20 +7,34 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define FOLD_COLS    78
 #define MAX_FIELDS   1024        /* header fields of one message we look at */
 #define MAX_TAG_TEXT 253         /* d= and s= */
 
+/* Setting up an OpenSSL signing context costs about 2 us, as much as the rest of a
+ * signature's own work; each key keeps one, made on first use and reused by whichever
+ * signer holds the lock (others, rare: a key serves one render thread, make their own).
+ * The only part of a key that changes after loading, hence the casts from const. */
 struct dkim_key {
-    EVP_PKEY *pkey;
-    int       alg;
+    EVP_PKEY       *pkey;
+    int             alg;
+    pthread_mutex_t lock;
+    EVP_MD_CTX     *ed_ctx;    /* Ed25519: EVP_DigestSignInit done */
+    EVP_PKEY_CTX   *rsa_ctx;   /* RSA: EVP_PKEY_sign_init, PKCS#1 v1.5, SHA-256 */
+    int             no_reuse;  /* this OpenSSL refused a second EVP_DigestSign on ed_ctx */
 };
 
 /* The fields we sign, in h= order, and whether each is over-signed. */
@@ -48,6 +62,22 @@ static _Noreturn void die_oom(const char *what)
     die("dkim: %s failed (out of memory?)", what);
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the implementation up (under a
+ * lock) at every use. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_fetched;
+
+static void sha256_fetch(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_fetched ? sha256_fetched : EVP_sha256();
+}
+
 /* Undoes appends after a failure. */
 static void buf_truncate(buf *b, size_t len)
 {
@@ -66,10 +96,12 @@ static int is_wsp(char c)
 static int append_b64(buf *out, const unsigned char *p, size_t n)
 {
     size_t need = 4 * ((n + 2) / 3) + 1;
-    char *tmp = xmalloc(need);
+    char small[1400];                    /* signatures of keys up to 8192 bits */
+    char *tmp = need <= sizeof small ? small : xmalloc(need);
     int len = EVP_EncodeBlock((unsigned char *)tmp, p, (int)n);
     int rc = buf_append(out, tmp, (size_t)len);
-    free(tmp);
+    if (tmp != small)
+        free(tmp);
     return rc;
 }
 
@@ -93,9 +125,11 @@ static dkim_key *key_wrap(EVP_PKEY *pk, char *err, size_t errlen)
         EVP_PKEY_free(pk);
         return NULL;
     }
-    dkim_key *k = xmalloc(sizeof *k);
+    dkim_key *k = xcalloc(1, sizeof *k);
     k->pkey = pk;
     k->alg = alg;
+    if (pthread_mutex_init(&k->lock, NULL) != 0)
+        die_oom("pthread_mutex_init");
     return k;
 }
 
@@ -124,6 +158,9 @@ void dkim_key_free(dkim_key *k)
 {
     if (!k)
         return;
+    EVP_MD_CTX_free(k->ed_ctx);
+    EVP_PKEY_CTX_free(k->rsa_ctx);
+    pthread_mutex_destroy(&k->lock);
     EVP_PKEY_free(k->pkey);
     free(k);
 }
@@ -196,23 +233,47 @@ done:
 
 /* ---- canonicalization ------------------------------------------------------------------ */
 
-/* Where canonical bytes go: a buffer (tests) or a running hash. */
+/* Where canonical bytes go: a buffer (tests) or a running hash. Bytes for the hash are
+ * gathered in tmp first: canonical output comes in pieces of a word or a line, and one
+ * digest update per piece would cost more than the hashing itself. */
 typedef struct {
     buf        *out;
     EVP_MD_CTX *md;
     int         full;
+    char       *tmp;      /* SINK_TMP bytes, with md */
+    size_t      tn;
 } sink;
+
+#define SINK_TMP 16384
+
+static void sink_flush(sink *s)
+{
+    if (s->md && s->tn) {
+        if (EVP_DigestUpdate(s->md, s->tmp, s->tn) != 1)
+            die_oom("EVP_DigestUpdate");
+        s->tn = 0;
+    }
+}
 
 static void sink_put(sink *s, const char *p, size_t n)
 {
     if (!n)
         return;
-    if (s->md) {
-        if (EVP_DigestUpdate(s->md, p, n) != 1)
-            die_oom("EVP_DigestUpdate");
-    } else if (buf_append(s->out, p, n) != 0) {
-        s->full = 1;
+    if (!s->md) {
+        if (buf_append(s->out, p, n) != 0)
+            s->full = 1;
+        return;
     }
+    if (n > SINK_TMP - s->tn) {
+        sink_flush(s);
+        if (n > SINK_TMP) {
+            if (EVP_DigestUpdate(s->md, p, n) != 1)
+                die_oom("EVP_DigestUpdate");
+            return;
+        }
+    }
+    memcpy(s->tmp + s->tn, p, n);
+    s->tn += n;
 }
 
 /* One body line without its CRLF, trailing WSP dropped and WSP runs made one SP. */
@@ -245,17 +306,76 @@ static int line_blank(const char *p, size_t n)
     return 1;
 }
 
+/* From p[i]: the index of the CR of the line's CRLF (n when there is none) and whether the
+ * line may not be canonical already: a TAB, or a SP before a byte <= SP (WSP, CR) or at the
+ * end. Conservative: a line flagged needs put_relaxed_line, one not flagged is canonical. */
+static size_t line_end(const char *p, size_t i, size_t n, int *dirty)
+{
+    size_t j = i;
+    int d = 0;
+#ifdef __SSE2__
+    /* 16 bytes at a time; the bytewise loop below does the rest. */
+    const __m128i tab = _mm_set1_epi8('\t'), sp = _mm_set1_epi8(' '), cr = _mm_set1_epi8('\r');
+    while (j + 17 <= n) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + j));
+        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(p + j + 1));
+        __m128i le = _mm_cmpeq_epi8(_mm_min_epu8(y, sp), y);          /* next byte <= SP */
+        __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(x, tab),
+                                   _mm_and_si128(_mm_cmpeq_epi8(x, sp), le));
+        unsigned crs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, cr));
+        unsigned bads = (unsigned)_mm_movemask_epi8(bad);
+        if (!crs) {
+            d |= bads != 0;
+            j += 16;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctz(crs);
+        d |= (bads & ((1u << k) - 1)) != 0;
+        j += k;
+        if (p[j + 1] == '\n') {
+            *dirty = d;
+            return j;
+        }
+        j++;                              /* a lone CR: content */
+    }
+#endif
+    for (; j < n; j++) {
+        char c = p[j];
+        if (c > ' ')
+            continue;
+        if (c == '\r') {
+            if (j + 1 < n && p[j + 1] == '\n')
+                break;
+        } else if (c == '\t') {
+            d = 1;
+        } else if (c == ' ' && (j + 1 == n || p[j + 1] == ' ' || p[j + 1] == '\t' ||
+                                p[j + 1] == '\r')) {
+            d = 1;
+        }
+    }
+    *dirty = d;
+    return j;
+}
+
 /* RFC 6376 3.4.4. Lines end at CRLF only (lib/mime writes no bare CR or LF); empty lines
  * are held back until a non-empty line follows, so those at the end vanish; an empty
- * body stays empty. */
+ * body stays empty. Lines that are canonical already (most lines lib/mime writes) go out
+ * as they are, consecutive ones with their CRLFs in one piece; the others through
+ * put_relaxed_line. */
 static void canon_body(sink *s, const char *p, size_t n)
 {
     static const char crlfs[] = "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n";
-    size_t pending = 0, i = 0;
+    size_t pending = 0, i = 0, run = 0;   /* p[run..i): canonical lines not yet written */
     while (i < n) {
-        const char *nl = memmem(p + i, n - i, "\r\n", 2);
-        size_t end = nl ? (size_t)(nl - p) : n;
-        if (line_blank(p + i, end - i)) {
+        int dirty;
+        size_t j = line_end(p, i, n, &dirty);
+        size_t len = j - i;
+        if (!dirty && len > 0 && j < n && pending == 0) {
+            i = j + 2;                       /* joins the run */
+            continue;
+        }
+        sink_put(s, p + run, i - run);
+        if (dirty ? line_blank(p + i, len) : len == 0) {
             pending++;
         } else {
             while (pending) {
@@ -263,11 +383,20 @@ static void canon_body(sink *s, const char *p, size_t n)
                 sink_put(s, crlfs, 2 * k);
                 pending -= k;
             }
-            put_relaxed_line(s, p + i, end - i);
-            sink_put(s, "\r\n", 2);   /* also adds the missing CRLF of a last line */
+            if (!dirty && j < n) {
+                sink_put(s, p + i, len + 2);
+            } else {
+                if (dirty)
+                    put_relaxed_line(s, p + i, len);
+                else
+                    sink_put(s, p + i, len);
+                sink_put(s, "\r\n", 2);   /* also adds the missing CRLF of a last line */
+            }
         }
-        i = nl ? end + 2 : n;
+        i = j < n ? j + 2 : n;
+        run = i;
     }
+    sink_put(s, p + run, i - run);
 }
 
 int dkim_canon_body(const char *body, size_t n, buf *out)
@@ -345,10 +474,12 @@ void dkim_body_hash(const char *msg, size_t n, uint8_t out[DKIM_HASH_LEN])
     if (n >= 2 && msg[0] == '\r' && msg[1] == '\n')
         body = msg + 2;                  /* no header at all */
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+    if (!md || EVP_DigestInit_ex(md, sha256(), NULL) != 1)
         die_oom("EVP_DigestInit_ex");
-    sink s = {.md = md};
+    char tmp[SINK_TMP];
+    sink s = {.md = md, .tmp = tmp};
     canon_body(&s, body, (size_t)(msg + n - body));
+    sink_flush(&s);
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(md, out, &len) != 1 || len != DKIM_HASH_LEN)
         die_oom("EVP_DigestFinal_ex");
@@ -357,28 +488,84 @@ void dkim_body_hash(const char *msg, size_t n, uint8_t out[DKIM_HASH_LEN])
 
 /* ---- signing --------------------------------------------------------------------------- */
 
+static EVP_MD_CTX *ed_ctx_new(EVP_PKEY *pk)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md)
+        die_oom("EVP_MD_CTX_new");
+    if (EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1) {
+        EVP_MD_CTX_free(md);
+        return NULL;
+    }
+    return md;
+}
+
+static EVP_PKEY_CTX *rsa_ctx_new(EVP_PKEY *pk)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
+    if (!c)
+        die_oom("EVP_PKEY_CTX_new");
+    if (EVP_PKEY_sign_init(c) != 1 || EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(c, sha256()) != 1) {
+        EVP_PKEY_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Signs a SHA-256 digest: PKCS#1 v1.5 with the SHA-256 DigestInfo (the same signature as
+ * EVP_DigestSign over the data), or PureEdDSA over the digest itself (RFC 8463 3).
+ * cached: k's lock is held, its context may be used (and made). 1 ok, 0 failed. */
+static int sign_digest(struct dkim_key *k, int cached, const unsigned char *dg,
+                       unsigned char *sig, size_t *siglen)
+{
+    size_t cap = *siglen;
+    if (k->alg == DKIM_ED25519) {
+        if (cached && !k->no_reuse) {
+            if (!k->ed_ctx)
+                k->ed_ctx = ed_ctx_new(k->pkey);
+            if (k->ed_ctx && EVP_DigestSign(k->ed_ctx, sig, siglen, dg, DKIM_HASH_LEN) == 1)
+                return 1;
+            ERR_clear_error();           /* then once more with a fresh context */
+            EVP_MD_CTX_free(k->ed_ctx);
+            k->ed_ctx = NULL;
+            k->no_reuse = 1;
+            *siglen = cap;
+        }
+        EVP_MD_CTX *md = ed_ctx_new(k->pkey);
+        int ok = md && EVP_DigestSign(md, sig, siglen, dg, DKIM_HASH_LEN) == 1;
+        EVP_MD_CTX_free(md);
+        return ok;
+    }
+    if (cached) {
+        if (!k->rsa_ctx)
+            k->rsa_ctx = rsa_ctx_new(k->pkey);
+        if (k->rsa_ctx && EVP_PKEY_sign(k->rsa_ctx, sig, siglen, dg, DKIM_HASH_LEN) == 1)
+            return 1;
+        ERR_clear_error();
+        EVP_PKEY_CTX_free(k->rsa_ctx);
+        k->rsa_ctx = NULL;
+        *siglen = cap;
+    }
+    EVP_PKEY_CTX *c = rsa_ctx_new(k->pkey);
+    int ok = c && EVP_PKEY_sign(c, sig, siglen, dg, DKIM_HASH_LEN) == 1;
+    EVP_PKEY_CTX_free(c);
+    return ok;
+}
+
 int dkim_sign_data(const dkim_key *k, const char *data, size_t n, buf *b64_out, char *err,
                    size_t errlen)
 {
     unsigned char sig[1024], digest[DKIM_HASH_LEN];
     size_t siglen = sizeof sig;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md)
-        die_oom("EVP_MD_CTX_new");
-    int ok;
-    if (k->alg == DKIM_ED25519) {
-        /* RFC 8463 3: PureEdDSA over the SHA-256 of the data. */
-        unsigned int dl = 0;
-        if (EVP_Digest(data, n, digest, &dl, EVP_sha256(), NULL) != 1)
-            die_oom("EVP_Digest");
-        ok = EVP_DigestSignInit(md, NULL, NULL, NULL, k->pkey) == 1 &&
-             EVP_DigestSign(md, sig, &siglen, digest, sizeof digest) == 1;
-    } else {
-        ok = EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
-             EVP_DigestSignUpdate(md, data, n) == 1 &&
-             EVP_DigestSignFinal(md, sig, &siglen) == 1;
-    }
-    EVP_MD_CTX_free(md);
+    unsigned int dl = 0;
+    if (EVP_Digest(data, n, digest, &dl, sha256(), NULL) != 1 || dl != DKIM_HASH_LEN)
+        die_oom("EVP_Digest");
+    struct dkim_key *mk = (struct dkim_key *)k;
+    int cached = pthread_mutex_trylock(&mk->lock) == 0;
+    int ok = sign_digest(mk, cached, digest, sig, &siglen);
+    if (cached)
+        pthread_mutex_unlock(&mk->lock);
     if (!ok) {
         ERR_clear_error();
         set_err(err, errlen, "signing failed");
@@ -395,6 +582,7 @@ typedef struct {
     const char *p;
     size_t      n;       /* with the CRLF */
     size_t      name_n;  /* name without WSP before the colon */
+    int         sig;     /* index in signed_fields, or -1 */
 } field;
 
 /* Splits the header block into fields. -1 + err on a malformed block. */
@@ -411,8 +599,10 @@ static int parse_fields(const char *msg, size_t n, field *f, size_t *nf, char *e
         }
         size_t start = i;
         for (;;) {                                   /* to the end of the field */
-            const char *nl = memmem(msg + i, n - i, "\r\n", 2);
-            i = nl ? (size_t)(nl - msg) + 2 : n;
+            const char *nl = memchr(msg + i, '\n', n - i);
+            while (nl && (nl == msg + i || nl[-1] != '\r'))
+                nl = memchr(nl + 1, '\n', n - (size_t)(nl + 1 - msg));
+            i = nl ? (size_t)(nl - msg) + 1 : n;
             if (i >= n || !is_wsp(msg[i]))
                 break;
         }
@@ -428,7 +618,7 @@ static int parse_fields(const char *msg, size_t n, field *f, size_t *nf, char *e
         size_t nn = (size_t)(colon - (msg + start));
         while (nn > 0 && is_wsp(msg[start + nn - 1]))
             nn--;
-        f[cnt++] = (field){msg + start, i - start, nn};
+        f[cnt++] = (field){msg + start, i - start, nn, -1};
     }
     *nf = cnt;
     return 0;
@@ -491,6 +681,24 @@ static void fold_tag(folder *f, const char *fmt, ...)
         fold_word(f, tmp, (size_t)n, 1);
 }
 
+/* fold_tag(f, "%s%s;", a, b) without the printf machinery, for the tags made of strings
+ * (b may end with the ';' already). */
+static void fold_str(folder *f, const char *a, const char *b)
+{
+    char tmp[MAX_TAG_TEXT + 32];
+    size_t an = strlen(a), bn = strlen(b);
+    if (an + bn + 1 >= sizeof tmp) {
+        f->full = 1;
+        return;
+    }
+    memcpy(tmp, a, an);
+    memcpy(tmp + an, b, bn);
+    size_t n = an + bn;
+    if (n == 0 || tmp[n - 1] != ';')
+        tmp[n++] = ';';
+    fold_word(f, tmp, n, 1);
+}
+
 int dkim_sign(const dkim_signer *s, const char *msg, size_t n, const uint8_t *body_hash,
               long long timestamp, buf *header_out, char *err, size_t errlen)
 {
@@ -515,8 +723,11 @@ int dkim_sign(const dkim_signer *s, const char *msg, size_t n, const uint8_t *bo
     size_t count[N_SIGNED] = {0};
     for (size_t i = 0; i < nf; i++)
         for (size_t j = 0; j < N_SIGNED; j++)
-            if (field_is(&f[i], signed_fields[j].name))
+            if (field_is(&f[i], signed_fields[j].name)) {
+                f[i].sig = (int)j;
                 count[j]++;
+                break;
+            }
     if (count[0] == 0) {
         set_err(err, errlen, "no From header field");
         goto done;
@@ -533,11 +744,11 @@ int dkim_sign(const dkim_signer *s, const char *msg, size_t n, const uint8_t *bo
      * past the instances (over-signing) contribute nothing. */
     folder fo = {.b = header_out, .col = 15};
     fo.full |= buf_appendz(header_out, "DKIM-Signature:");
-    fold_tag(&fo, "v=1;");
-    fold_tag(&fo, "a=%s;", s->key->alg == DKIM_ED25519 ? "ed25519-sha256" : "rsa-sha256");
-    fold_tag(&fo, "c=relaxed/relaxed;");
-    fold_tag(&fo, "d=%s;", s->domain);
-    fold_tag(&fo, "s=%s;", s->selector);
+    fold_str(&fo, "v=1;", "");
+    fold_str(&fo, "a=", s->key->alg == DKIM_ED25519 ? "ed25519-sha256;" : "rsa-sha256;");
+    fold_str(&fo, "c=relaxed/relaxed;", "");
+    fold_str(&fo, "d=", s->domain);
+    fold_str(&fo, "s=", s->selector);
     fold_tag(&fo, "t=%lld;", timestamp);
     int first = 1;
     for (size_t j = 0; j < N_SIGNED; j++) {
@@ -557,7 +768,7 @@ int dkim_sign(const dkim_signer *s, const char *msg, size_t n, const uint8_t *bo
 
             size_t seen = 0;
             for (size_t i = nf; i-- > 0;) {
-                if (field_is(&f[i], signed_fields[j].name) && seen++ == k) {
+                if (f[i].sig == (int)j && seen++ == k) {
                     if (dkim_canon_header(f[i].p, f[i].n, &data) != 0) {
                         set_err(err, errlen, "header too large");
                         goto done;

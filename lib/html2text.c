@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define URL_MAX 2048
 
@@ -190,6 +193,19 @@ static void want_nl(h2t *h, int k)
         h->nl = k;
 }
 
+/* Before visible text: the pending line breaks or space (none at the very start). */
+static void flush_pending(h2t *h)
+{
+    if (h->out->len > h->base) {
+        if (h->nl)
+            put(h, "\n\n", (size_t)h->nl);
+        else if (h->space)
+            put(h, " ", 1);
+    }
+    h->nl = 0;
+    h->space = 0;
+}
+
 /* Writes one code point of text: whitespace becomes pending, controls are dropped. */
 static void emit_cp(h2t *h, uint32_t cp)
 {
@@ -203,23 +219,72 @@ static void emit_cp(h2t *h, uint32_t cp)
     }
     if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0xAD)
         return;
-    if (h->out->len > h->base) {
-        if (h->nl)
-            put(h, "\n\n", (size_t)h->nl);
-        else if (h->space)
-            put(h, " ", 1);
-    }
-    h->nl = 0;
-    h->space = 0;
+    flush_pending(h);
     char u[4];
     put(h, u, utf8_enc(cp, u));
 }
 
-/* Text with entities decoded (raw: entities kept, as in CDATA). */
+/* Printable ASCII that emit_cp would write as it is ('&' starts an entity unless raw). */
+static int plain_byte(unsigned char c, int raw)
+{
+    return c > 0x20 && c < 0x7F && (raw || c != '&');
+}
+
+/* How far from s[0] a run of plain_byte()s (non-raw) with single spaces between words
+ * certainly goes, ending in a plain byte (0 when unsure; the caller goes on byte by byte):
+ * printable ASCII or SP, no '&', no SP before a SP. 16 bytes at a time; s[n] is readable. */
+static size_t words_prefix(const char *s, size_t n)
+{
+    size_t j = 0;
+#ifdef __SSE2__
+    const __m128i lo = _mm_set1_epi8(0x1F), hi = _mm_set1_epi8(0x7F), amp = _mm_set1_epi8('&'),
+                  sp = _mm_set1_epi8(' ');
+    while (j + 16 <= n) {   /* signed compares: bytes >= 0x80 are negative, not plain */
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
+        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + j + 1));
+        __m128i ok = _mm_andnot_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(x, amp),
+                         _mm_and_si128(_mm_cmpeq_epi8(x, sp), _mm_cmpeq_epi8(y, sp))),
+            _mm_and_si128(_mm_cmpgt_epi8(x, lo), _mm_cmplt_epi8(x, hi)));
+        unsigned m = (unsigned)_mm_movemask_epi8(ok);
+        size_t k = m == 0xFFFF ? 16 : (size_t)__builtin_ctz(~m);
+        j += k;
+        if (k < 16)
+            break;
+    }
+    if (j && s[j - 1] == ' ')
+        j--;                 /* a SP goes only with the plain byte after it */
+#else
+    (void)s;
+    (void)n;
+#endif
+    return j;
+}
+
+/* Text with entities decoded (raw: entities kept, as in CDATA). Runs of printable ASCII
+ * with single spaces between words, most of any text, go out in one piece: the same bytes
+ * emit_cp would write one by one. */
 static void emit_text(h2t *h, const char *s, size_t n, int raw)
 {
     size_t i = 0;
     while (i < n) {
+        if (plain_byte((unsigned char)s[i], raw)) {
+            size_t j = i + 1;
+            if (!raw && j < n)
+                j += words_prefix(s + j, n - j - 1);
+            for (;;) {
+                if (j < n && plain_byte((unsigned char)s[j], raw))
+                    j++;
+                else if (j + 1 < n && s[j] == ' ' && plain_byte((unsigned char)s[j + 1], raw))
+                    j += 2;
+                else
+                    break;
+            }
+            flush_pending(h);
+            put(h, s + i, j - i);
+            i = j;
+            continue;
+        }
         uint32_t cp;
         size_t k = 0;
         if (!raw && s[i] == '&')

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Lines are folded at 78 columns; no unbreakable word we write passes 998. */
 #define FOLD_AT       78
@@ -727,21 +730,68 @@ static void multipart_end(mb *b, const char *bnd)
     put(b, "--", 2);
 }
 
+/* How many of the bytes p[0..lim) from the start are printable ASCII or SP but '='; the
+ * bytes up to p[avail) (avail >= lim) may be read. */
+static size_t qp_plain_prefix(const unsigned char *p, size_t lim, size_t avail)
+{
+    size_t j = 0;
+#ifdef __SSE2__
+    const __m128i lo = _mm_set1_epi8(0x1F), hi = _mm_set1_epi8(0x7F), eq = _mm_set1_epi8('=');
+    while (j < lim && j + 16 <= avail) {   /* signed compares: bytes >= 0x80 are not plain */
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + j));
+        __m128i ok = _mm_andnot_si128(_mm_cmpeq_epi8(x, eq),
+                                      _mm_and_si128(_mm_cmpgt_epi8(x, lo), _mm_cmplt_epi8(x, hi)));
+        unsigned m = (unsigned)_mm_movemask_epi8(ok);
+        size_t k = m == 0xFFFF ? 16 : (size_t)__builtin_ctz(~m);
+        if (j + k >= lim)
+            return lim;
+        if (k < 16)
+            return j + k;
+        j += 16;
+    }
+#else
+    (void)avail;
+#endif
+    while (j < lim && p[j] >= 32 && p[j] <= 126 && p[j] != '=')
+        j++;
+    return j;
+}
+
 /* Quoted-printable (RFC 2045 6.7), lines <= 76 with the soft break. Any of CRLF, CR, LF
  * is a line break. soft_end: the body ends the message, so a last line without a break
  * gets a soft one (every line ends CRLF, the content gains nothing). */
 static void qp_body(mb *b, const unsigned char *p, size_t n, int soft_end)
 {
-    char line[QP_LINE + 4];
-    size_t col = 0;
-    for (size_t i = 0; i < n; i++) {
+    /* Output gathers in out[] and goes to the buffer a few KB at a time; col is the column
+     * on the current line. */
+    char out[4096];
+    size_t used = 0, col = 0, i = 0;
+    while (i < n) {
+        if (used > sizeof out - (QP_LINE + 8)) {
+            put(b, out, used);
+            used = 0;
+        }
+        /* Fast path, most of any text: bytes written as they are (printable ASCII but '=',
+         * and SP not at a line's end), as far as the line has room for them and a soft
+         * break: what the general case below decides too. */
+        size_t room = col < QP_LINE - 1 ? QP_LINE - 1 - col : 0;
+        size_t lim = n - i < room ? n : i + room, j = i;
+        j += qp_plain_prefix(p + i, lim - i, n - i);
+        if (j > i && p[j - 1] == ' ' && (j == n || p[j] == '\r' || p[j] == '\n'))
+            j--;                         /* SP at a line's end: encoded below */
+        memcpy(out + used, p + i, j - i);
+        used += j - i;
+        col += j - i;
+        i = j;
+        if (i == n)
+            break;
         unsigned char c = p[i];
         if (c == '\r' || c == '\n') {
             if (c == '\r' && i + 1 < n && p[i + 1] == '\n')
                 i++;
-            line[col++] = '\r';
-            line[col++] = '\n';
-            put(b, line, col);
+            i++;
+            out[used++] = '\r';
+            out[used++] = '\n';
             col = 0;
             continue;
         }
@@ -751,22 +801,23 @@ static void qp_body(mb *b, const unsigned char *p, size_t n, int soft_end)
         int lit = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol);
         size_t tl = lit ? 1 : 3;
         if (col + tl > limit) {
-            line[col++] = '=';
-            line[col++] = '\r';
-            line[col++] = '\n';
-            put(b, line, col);
+            out[used++] = '=';
+            out[used++] = '\r';
+            out[used++] = '\n';
             col = 0;
         }
         if (lit) {
-            line[col++] = (char)c;
+            out[used++] = (char)c;
         } else {
-            line[col++] = '=';
-            line[col++] = HEX[c >> 4];
-            line[col++] = HEX[c & 15];
+            out[used++] = '=';
+            out[used++] = HEX[c >> 4];
+            out[used++] = HEX[c & 15];
         }
+        col += tl;
+        i++;
     }
-    if (col)
-        put(b, line, col);
+    if (used)
+        put(b, out, used);
     if (soft_end && n > 0 && p[n - 1] != '\n' && p[n - 1] != '\r')
         put(b, "=\r\n", 3);
 }
