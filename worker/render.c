@@ -250,10 +250,13 @@ static tcache_tpl *template_of(tcache *c, db_conn *db, wbatch *b, render_give_up
     return &c->tpls[c->ntpls++];
 }
 
-/* Renders one inline part; a missing or null source leaves *present 0. */
-static int render_part(const json_t *content, const char *key, const json_t *data, int html,
-                       int strict, buf *out, int *present, char *err, size_t errlen)
+/* Renders one inline part (part: 0 subject, 1 html, 2 text); a missing or null source leaves
+ * *present 0. Partials resolve through pc like those of stored templates (NULL: none, each
+ * renders empty or fails when strict). */
+static int render_part(const json_t *content, int part, const json_t *data, int strict,
+                       partial_ctx *pc, buf *out, int *present, char *err, size_t errlen)
 {
+    const char *key = part_keys[part];
     const json_t *src = json_object_get(content, key);
     *present = 0;
     if (!src || json_is_null(src))
@@ -264,8 +267,18 @@ static int render_part(const json_t *content, const char *key, const json_t *dat
     }
     *present = 1;
     char terr[384];
-    if (tpl_render(json_string_value(src), json_string_length(src), data, html, strict, out,
-                   terr, sizeof terr) != 0) {
+    tpl *t = tpl_compile(json_string_value(src), json_string_length(src), NULL, terr,
+                         sizeof terr);
+    if (!t) {
+        snprintf(err, errlen, "%s: %s", key, terr);
+        return -1;
+    }
+    if (pc)
+        pc->part = part;
+    int rc = tpl_render_compiled(t, data, part == 1, strict, pc ? resolve_partial : NULL, pc,
+                                 out, terr, sizeof terr);
+    tpl_free(t);
+    if (rc != 0) {
         snprintf(err, errlen, "%s: %s", key, terr);
         return -1;
     }
@@ -350,11 +363,11 @@ static int render_with(const queue_message *m, const char *message_id, const tca
             render_stored_part(t, 2, data, m->strict, pc, &text, &has_text, err, errlen) != 0 ||
             render_stored_part(t, 1, data, m->strict, pc, &html, &has_html, err, errlen) != 0)
             goto out;
-    } else if (render_part(m->content, "subject", data, 0, m->strict, &subj, &has_subject, err,
+    } else if (render_part(m->content, 0, data, m->strict, pc, &subj, &has_subject, err,
                            errlen) != 0 ||
-               render_part(m->content, "text", data, 0, m->strict, &text, &has_text, err,
+               render_part(m->content, 2, data, m->strict, pc, &text, &has_text, err,
                            errlen) != 0 ||
-               render_part(m->content, "html", data, 1, m->strict, &html, &has_html, err,
+               render_part(m->content, 1, data, m->strict, pc, &html, &has_html, err,
                            errlen) != 0) {
         goto out;
     }

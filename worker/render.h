@@ -5,7 +5,7 @@
  * then lib/mime builds the message with Message-ID <msg_id@from-domain> and the Date of
  * acceptance. A message stored with a template reference ({"template": {"id", "version"}})
  * renders that exact version's parts, loaded once per distinct version per batch; partials
- * {{> name}} resolve to the account's live templates of that name (latest version, the same
+ * {{> name}}, in stored and inline content alike, resolve to the account's live templates of that name (latest version, the same
  * part), compiled at most once per batch; a missing one renders empty (strict: fails).
  * Then, when the From domain (A-label, lower case) is a domain row of the message's account
  * (verified or not), the message is DKIM-signed with its rsa key (selector dkim_selector)
