@@ -64,8 +64,8 @@ $(BUILD)/%.o: %.c
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-# Migrations and the OpenAPI document are compiled into the binaries.
-EMBED := $(sort $(wildcard migrations/*.sql)) openapi.yaml
+# Migrations, the OpenAPI document and the shipped etc/*.conf are compiled into the binaries.
+EMBED := $(sort $(wildcard migrations/*.sql)) openapi.yaml $(sort $(wildcard etc/*.conf))
 $(BUILD)/gen/embedded.c: $(EMBED) tools/embed.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed.sh $(EMBED) > $@.tmp && mv $@.tmp $@
@@ -73,7 +73,7 @@ $(BUILD)/gen/embedded.c: $(EMBED) tools/embed.sh
 # Unit tests (cmocka): one binary per tests/unit/test_*.c, linked with the core.
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-UNIT_TOOLS := $(BUILD)/tests/mimetool $(BUILD)/tests/dkimtool $(BUILD)/tests/sealtool
+UNIT_TOOLS := $(BUILD)/tests/mimetool $(BUILD)/tests/dkimtool $(BUILD)/tests/sealtool $(BUILD)/tests/mxtool
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(API_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -85,10 +85,18 @@ unit: $(UNIT_BINS) $(UNIT_TOOLS)
 $(BUILD)/tests/mimetool: $(BUILD)/tests/unit/mimetool.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/mxtool: $(BUILD)/tests/unit/mxtool.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/tests/dkimtool: $(BUILD)/tests/unit/dkimtool.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/tests/sealtool: $(BUILD)/tests/unit/sealtool.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The `render` bench scenario's driver (bench/render_bench.c): bench/run builds it on demand.
+$(BUILD)/bench/render_bench: $(BUILD)/bench/render_bench.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -83,10 +83,13 @@ void dns_free_txts(char **txts, int count)
     free(txts);
 }
 
-int dns_txt(const char *name, char ***txts, int *count, char *err, size_t errlen)
+long long dns_now_ms(void)
 {
-    *txts = NULL;
-    *count = 0;
+    return now_ms();
+}
+
+int dns_channel_open(ares_channel *ch, int extra_flags, char *err, size_t errlen)
+{
     pthread_once(&lib_once, lib_init);
     if (lib_status != ARES_SUCCESS) {
         snprintf(err, errlen, "DNS library: %s", ares_strerror(lib_status));
@@ -96,45 +99,90 @@ int dns_txt(const char *name, char ***txts, int *count, char *err, size_t errlen
     memset(&o, 0, sizeof o);
     o.timeout = 1500;   /* per try, ms (ARES_OPT_TIMEOUTMS) */
     o.tries = 3;
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS | extra_flags;
     o.ednspsz = 1232;
-    ares_channel ch;
-    int rc = ares_init_options(&ch, &o,
+    int rc = ares_init_options(ch, &o,
                                ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "DNS resolver: %s", ares_strerror(rc));
         return DNS_RETRY;
     }
     if (cfg.dns_server && cfg.dns_server[0]) {
-        rc = ares_set_servers_ports_csv(ch, cfg.dns_server);
+        rc = ares_set_servers_ports_csv(*ch, cfg.dns_server);
         if (rc != ARES_SUCCESS) {
-            ares_destroy(ch);
+            ares_destroy(*ch);
             snprintf(err, errlen, "POSTHORN_DNS_SERVER: %s", ares_strerror(rc));
             return DNS_RETRY;
         }
     }
-    txt_ctx c = {0};
-    ares_query(ch, name, ns_c_in, ns_t_txt, txt_cb, &c);
-    long long deadline = now_ms() + DNS_TIMEOUT_MS;
-    while (!c.done) {
+    return DNS_OK;
+}
+
+void dns_channel_run(ares_channel ch, long long deadline)
+{
+    for (;;) {
         long long left = deadline - now_ms();
-        if (left <= 0)
-            break;
         fd_set r, w;
         FD_ZERO(&r);
         FD_ZERO(&w);
         int nfds = ares_fds(ch, &r, &w);
         if (nfds == 0)
+            return;
+        if (left <= 0)
             break;
         struct timeval maxtv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000}, tv;
         struct timeval *tvp = ares_timeout(ch, &maxtv, &tv);
         select(nfds, &r, &w, NULL, tvp);
         ares_process(ch, &r, &w);
     }
-    if (!c.done) {
-        ares_cancel(ch);   /* runs the callback with ARES_ECANCELLED */
-        c.status = ARES_ETIMEOUT;
+    ares_cancel(ch);
+}
+
+int dns_status_class(int st)
+{
+    switch (st) {
+    case ARES_SUCCESS:
+        return DNS_OK;
+    case ARES_ENODATA:
+    case ARES_ENOTFOUND:
+    case ARES_EBADNAME:
+        return DNS_NOTFOUND;
+    default:
+        return DNS_RETRY;
     }
+}
+
+const char *dns_status_str(int st)
+{
+    switch (st) {
+    case ARES_SUCCESS:      return "ok";
+    case ARES_ENODATA:      return "no records";
+    case ARES_ENOTFOUND:    return "NXDOMAIN";
+    case ARES_ESERVFAIL:    return "SERVFAIL";
+    case ARES_EREFUSED:     return "REFUSED";
+    case ARES_EFORMERR:     return "FORMERR";
+    case ARES_ENOTIMP:      return "NOTIMP";
+    case ARES_ETIMEOUT:
+    case ARES_ECANCELLED:   return "timed out";
+    case ARES_ECONNREFUSED: return "connection refused";
+    case ARES_EBADRESP:     return "bad response";
+    case ARES_EBADNAME:     return "bad name";
+    default:                return ares_strerror(st);
+    }
+}
+
+int dns_txt(const char *name, char ***txts, int *count, char *err, size_t errlen)
+{
+    *txts = NULL;
+    *count = 0;
+    ares_channel ch;
+    if (dns_channel_open(&ch, 0, err, errlen) != DNS_OK)
+        return DNS_RETRY;
+    txt_ctx c = {0};
+    ares_query(ch, name, ns_c_in, ns_t_txt, txt_cb, &c);
+    dns_channel_run(ch, now_ms() + DNS_TIMEOUT_MS);
+    if (!c.done || c.status == ARES_ECANCELLED)
+        c.status = ARES_ETIMEOUT;
     ares_destroy(ch);
     switch (c.status) {
     case ARES_SUCCESS:
