@@ -1,5 +1,6 @@
 /* lib/embedded.h - files compiled into the binaries at build time (tools/embed.sh):
- * the SQL migrations and openapi.yaml. Each is NUL-terminated; len excludes the NUL. */
+ * the SQL migrations, openapi.yaml and the shipped etc/ files (bounce rules, destination
+ * policy). Each is NUL-terminated; len excludes the NUL. */
 #ifndef POSTHORN_EMBEDDED_H
 #define POSTHORN_EMBEDDED_H
 #include <stddef.h>
