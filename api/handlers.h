@@ -29,6 +29,10 @@ enum MHD_Result h_domains_list(http_req *r);
 enum MHD_Result h_domain_get(http_req *r);
 enum MHD_Result h_domain_delete(http_req *r);
 enum MHD_Result h_domain_verify(http_req *r);
+enum MHD_Result h_destinations_list(http_req *r);
+enum MHD_Result h_destination_pause(http_req *r);
+enum MHD_Result h_destination_resume(http_req *r);
+enum MHD_Result h_destination_retry(http_req *r);
 
 /* Shared by list handlers: parses ?limit= (1..1000, default 50) and ?cursor= (bound to
  * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */

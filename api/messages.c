@@ -939,6 +939,7 @@ static json_t *load_message(const char *account_id, const char *id, db_status *s
         return NULL;
     }
     json_t *rcpts = json_array();
+    json_t *logs = json_object();   /* delivery id -> its attempt_log array (borrowed) */
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
         const char *state = PQgetvalue(res, i, 4);
@@ -947,16 +948,41 @@ static json_t *load_message(const char *account_id, const char *id, db_status *s
             last = json_pack("{s:o, s:o, s:o, s:o, s:o}", "code", pg_int(res, i, 6), "enhanced",
                              pg_str(res, i, 7), "response", pg_str(res, i, 8), "mx",
                              pg_str(res, i, 9), "tls", pg_str(res, i, 10));
-        json_array_append_new(rcpts, json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:s, s:s}",
-                                               "email", PQgetvalue(res, i, 1), "name",
+        json_t *log = json_array();
+        json_object_set(logs, PQgetvalue(res, i, 0), log);
+        json_array_append_new(rcpts, json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:s, s:s,"
+                                               " s:o, s:o}", "email", PQgetvalue(res, i, 1), "name",
                                                pg_str(res, i, 2), "kind", PQgetvalue(res, i, 3),
                                                "delivery_id", PQgetvalue(res, i, 0), "status", state,
                                                "attempts", pg_int(res, i, 5), "last_smtp", last,
                                                "next_attempt_at", PQgetvalue(res, i, 11),
-                                               "updated_at", PQgetvalue(res, i, 12)));
+                                               "updated_at", PQgetvalue(res, i, 12),
+                                               "destination", pg_str(res, i, 13),
+                                               "attempt_log", log));
     }
     PQclear(res);
     json_object_set_new(m, "recipients", rcpts);
+
+    /* Each recipient's attempt log (the newest 50 attempts, oldest first). */
+    if ((*st = db_exec(c, ST_MSG_ATTEMPTS, params, &res)) != DB_OK) {
+        json_decref(logs);
+        json_decref(m);
+        return NULL;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *log = json_object_get(logs, PQgetvalue(res, i, 0));
+        if (!log)
+            continue;
+        json_array_append_new(log, json_pack(
+            "{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
+            "attempt", pg_int(res, i, 1), "outcome", PQgetvalue(res, i, 2), "code",
+            pg_int(res, i, 3), "enhanced", pg_str(res, i, 4), "response", pg_str(res, i, 5),
+            "mx", pg_str(res, i, 6), "ip", pg_str(res, i, 7), "tls", pg_str(res, i, 8),
+            "duration_ms", pg_int(res, i, 9), "bounce_class", pg_str(res, i, 10), "transcript",
+            pg_str(res, i, 11), "created_at", PQgetvalue(res, i, 12)));
+    }
+    PQclear(res);
+    json_decref(logs);
 
     if ((*st = db_exec(c, ST_MSG_EVENTS, params, &res)) != DB_OK) {
         json_decref(m);

@@ -28,5 +28,9 @@ const route routes[] = {
     {"GET",    "/v1/domains/{id}",          SCOPE_READ,     BODY_NONE, 0,     h_domain_get,          "domains.get"},
     {"DELETE", "/v1/domains/{id}",          SCOPE_ADMIN,    BODY_NONE, 0,     h_domain_delete,       "domains.delete"},
     {"POST",   "/v1/domains/{id}/verify",   SCOPE_ADMIN,    BODY_NONE, 0,     h_domain_verify,       "domains.verify"},
+    {"GET",    "/v1/destinations",          SCOPE_OPERATOR, BODY_NONE, 0,     h_destinations_list,   "destinations.list"},
+    {"POST",   "/v1/destinations/{name}/pause",  SCOPE_OPERATOR, BODY_NONE, 0, h_destination_pause,  "destinations.pause"},
+    {"POST",   "/v1/destinations/{name}/resume", SCOPE_OPERATOR, BODY_NONE, 0, h_destination_resume, "destinations.resume"},
+    {"POST",   "/v1/destinations/{name}/retry",  SCOPE_OPERATOR, BODY_NONE, 0, h_destination_retry,  "destinations.retry"},
 };
 const int route_count = (int)(sizeof routes / sizeof routes[0]);

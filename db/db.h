@@ -65,6 +65,16 @@ typedef enum {
     ST_QUEUE_SWEEP,
     ST_QUEUE_EXPIRE,
     ST_IDEMPOTENCY_PURGE,
+    /* delivery engine: attempts, destinations (db/queue.c, api/destinations.c) */
+    ST_QUEUE_POSTPONE,
+    ST_DEST_PUBLISH,
+    ST_DEST_CONTROLS,
+    ST_DEST_STATUS_PURGE,
+    ST_TRANSCRIPT_PURGE,
+    ST_DEST_LIST,
+    ST_DEST_SET_PAUSED,
+    ST_DEST_RETRY,
+    ST_MSG_ATTEMPTS,
     ST_COUNT
 } db_stmt;
 

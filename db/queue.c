@@ -1,4 +1,5 @@
 #include "db/queue.h"
+#include "lib/config.h"
 #include "lib/log.h"
 
 #include <stdio.h>
@@ -253,7 +254,71 @@ db_status queue_messages_load(db_conn *c, queue_message_req *reqs, size_t n)
     return DB_OK;
 }
 
-static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+/* s as a JSON string of at most max bytes (cut on a character boundary), with every byte
+ * that is not part of valid UTF-8 replaced by '?' (outside text must not make a whole
+ * batch fail); JSON null for NULL. */
+static json_t *text_json(const char *s, size_t max)
+{
+    if (!s)
+        return json_null();
+    size_t n = strlen(s);
+    const unsigned char *p = (const unsigned char *)s;
+    char *out = xmalloc((n < max ? n : max) + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq(p + i, n - i);
+        size_t add = len ? len : 1;
+        if (o + add > max)
+            break;
+        if (len)
+            memcpy(out + o, p + i, len);
+        else
+            out[o] = '?';
+        o += add;
+        i += add;
+    }
+    json_t *j = json_stringn(out, o);
+    free(out);
+    if (!j)
+        die("out of memory encoding text");
+    return j;
+}
+
+#define TEXT_MAX (64 * 1024)   /* any other text field of an outcome */
 
 db_status queue_record(db_conn *c, const char *worker, const queue_result *r, size_t n,
                        int *recorded)
@@ -272,10 +337,16 @@ db_status queue_record(db_conn *c, const char *worker, const queue_result *r, si
         if (!o)
             die("queue_record: cannot build a result (bad ids?)");
         json_object_set_new(o, "code", x->code ? json_integer(x->code) : json_null());
-        json_object_set_new(o, "enhanced", str_or_null(x->enhanced));
-        json_object_set_new(o, "response", str_or_null(x->response));
-        json_object_set_new(o, "mx", str_or_null(x->mx));
-        json_object_set_new(o, "tls", str_or_null(x->tls));
+        json_object_set_new(o, "enhanced", text_json(x->enhanced, TEXT_MAX));
+        json_object_set_new(o, "response", text_json(x->response, TEXT_MAX));
+        json_object_set_new(o, "mx", text_json(x->mx, TEXT_MAX));
+        json_object_set_new(o, "tls", text_json(x->tls, TEXT_MAX));
+        json_object_set_new(o, "ip", text_json(x->ip, TEXT_MAX));
+        json_object_set_new(o, "duration_ms",
+                            x->duration_ms >= 0 ? json_integer(x->duration_ms) : json_null());
+        json_object_set_new(o, "transcript", text_json(x->transcript, QUEUE_TRANSCRIPT_MAX));
+        json_object_set_new(o, "destination", text_json(x->destination, TEXT_MAX));
+        json_object_set_new(o, "bounce_class", text_json(x->bounce_class, TEXT_MAX));
         json_object_set_new(o, "data", x->data ? json_deep_copy(x->data) : json_object());
         json_array_append_new(arr, o);
     }
@@ -323,6 +394,103 @@ db_status queue_release(db_conn *c, const char *worker, const queue_ref *refs, s
     return DB_OK;
 }
 
+db_status queue_postpone(db_conn *c, const char *worker, const queue_ref *refs, size_t n,
+                         int64_t delay_ms, int *count)
+{
+    return queue_postpone_for(c, worker, refs, n, NULL, delay_ms, count);
+}
+
+db_status queue_postpone_for(db_conn *c, const char *worker, const queue_ref *refs, size_t n,
+                             const char *destination, int64_t delay_ms, int *count)
+{
+    if (count)
+        *count = 0;
+    if (n == 0)
+        return DB_OK;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_pack("{s:s, s:s, s:i}", "account_id", refs[i].account_id, "id",
+                              refs[i].id, "attempt", refs[i].attempt);
+        if (!o)
+            die("queue_postpone: cannot build a reference (bad ids?)");
+        json_object_set_new(o, "destination", text_json(destination, TEXT_MAX));
+        json_array_append_new(arr, o);
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!text)
+        die("out of memory encoding postponements");
+    char delay[32];
+    snprintf(delay, sizeof delay, "%lld", (long long)delay_ms);
+    const char *p[] = {worker, text, delay};
+    PGresult *res;
+    db_status s = db_exec(c, ST_QUEUE_POSTPONE, p, &res);
+    free(text);
+    if (s != DB_OK)
+        return s;
+    if (count)
+        *count = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
+}
+
+db_status queue_destinations_publish(db_conn *c, const char *worker, const queue_dest_status *st,
+                                     size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!st[i].name)
+            continue;
+        json_t *o = json_object();
+        json_object_set_new(o, "name", text_json(st[i].name, TEXT_MAX));
+        json_object_set_new(o, "queued", json_integer(st[i].queued));
+        json_object_set_new(o, "active", json_integer(st[i].active));
+        json_object_set_new(o, "state", text_json(st[i].state, TEXT_MAX));
+        json_object_set_new(o, "last_error", text_json(st[i].last_error, TEXT_MAX));
+        json_array_append_new(arr, o);
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!text)
+        die("out of memory encoding destinations");
+    const char *p[] = {worker, text};
+    db_status s = db_exec(c, ST_DEST_PUBLISH, p, NULL);
+    free(text);
+    return s;
+}
+
+db_status queue_destination_controls(db_conn *c, queue_dest_control **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    PGresult *r;
+    db_status s = db_exec(c, ST_DEST_CONTROLS, NULL, &r);
+    if (s != DB_OK)
+        return s;
+    int rows = PQntuples(r);
+    if (rows > 0) {
+        queue_dest_control *v = xcalloc((size_t)rows, sizeof *v);
+        for (int i = 0; i < rows; i++) {
+            v[i].name = col_dup(r, i, 0);
+            v[i].paused = col_bool(r, i, 1);
+            v[i].retry_at_ms = col_ll(r, i, 2);
+        }
+        *out = v;
+        *n = (size_t)rows;
+    }
+    PQclear(r);
+    return DB_OK;
+}
+
+void queue_dest_controls_free(queue_dest_control *c, size_t n)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(c[i].name);
+    free(c);
+}
+
 static db_status run_limited(db_conn *c, db_stmt st, int limit, int *n)
 {
     if (n)
@@ -353,4 +521,27 @@ db_status queue_expire(db_conn *c, int limit, int *n)
 db_status queue_purge_idempotency(db_conn *c, int limit, int *n)
 {
     return run_limited(c, ST_IDEMPOTENCY_PURGE, limit, n);
+}
+
+db_status queue_purge_destination_status(db_conn *c, int limit, int *n)
+{
+    return run_limited(c, ST_DEST_STATUS_PURGE, limit, n);
+}
+
+db_status queue_purge_transcripts(db_conn *c, int limit, int *n)
+{
+    if (n)
+        *n = 0;
+    char ret[32], lim[16];
+    snprintf(ret, sizeof ret, "%lld", (long long)cfg.retention_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[] = {ret, lim};
+    PGresult *res;
+    db_status s = db_exec(c, ST_TRANSCRIPT_PURGE, p, &res);
+    if (s != DB_OK)
+        return s;
+    if (n)
+        *n = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
 }

@@ -6,7 +6,9 @@
  * Both only touch rows the worker still holds under the same attempt, so a worker whose
  * lease ran out cannot overwrite the outcome of the worker that took the row over.
  * Housekeeping returns expired leases (queue_sweep_leases), expires rows past their
- * queue lifetime (queue_expire) and purges old idempotency keys. Every function returns a
+ * queue lifetime (queue_expire) and purges old idempotency keys and stale destination
+ * reports. Workers also publish what they see of each destination (MX site) and read the
+ * operator's controls (pause, retry) from here. Every function returns a
  * db_status, so callers keep "retry later" (DB_DOWN) apart from "give up" (DB_ERROR). */
 #ifndef POSTHORN_QUEUE_H
 #define POSTHORN_QUEUE_H
@@ -102,14 +104,28 @@ typedef struct {
     const char   *mx;
     const char   *tls;
     const json_t *data;           /* event data (an object or NULL); "attempt" is added */
+    /* For the attempt log (delivery_attempts). Appended after the fields above, in this
+     * order, because initialisers are positional (worker/pipeline.c result_of()). */
+    const char   *ip;             /* the MX address that was tried */
+    int           duration_ms;    /* of the attempt; < 0 unknown (stored as NULL) */
+    const char   *transcript;     /* the SMTP dialogue; cut to QUEUE_TRANSCRIPT_MAX bytes */
+    const char   *destination;    /* the MX site; NULL keeps the delivery's last one */
+    const char   *bounce_class;   /* hard, soft, block, undetermined (bounces) or NULL */
 } queue_result;
 
-/* Records n outcomes and their events in one transaction; *recorded (may be NULL) is how
- * many rows this worker still held (the others' leases had run out). */
+/* Bytes of a transcript that are stored; a longer one is cut (on a UTF-8 boundary). */
+#define QUEUE_TRANSCRIPT_MAX 16384
+
+/* Records n outcomes, their attempt log rows and their events in one transaction (one
+ * statement); *recorded (may be NULL) is how many rows this worker still held (the others'
+ * leases had run out). Every recorded outcome adds one delivery_attempts row numbered with
+ * its attempt, except for messages sent with sandbox: true (they never reach SMTP), and
+ * sets deliveries.destination when r[i].destination is given. Text that is not valid UTF-8
+ * is stored with the bad bytes replaced by '?'. */
 db_status queue_record(db_conn *c, const char *worker, const queue_result *r, size_t n,
                        int *recorded);
 
-/* A claimed row by key and attempt (for queue_release). */
+/* A claimed row by key and attempt (for queue_release and queue_postpone). */
 typedef struct {
     const char *account_id;
     const char *id;
@@ -120,10 +136,57 @@ typedef struct {
 db_status queue_release(db_conn *c, const char *worker, const queue_ref *refs, size_t n,
                         int *released);
 
+/* Postpones n claimed rows that were not tried (their destination is paused): back to
+ * 'deferred' with next_attempt_at = now() + delay_ms, lease cleared, no event, and the
+ * attempt they were counted for given back (a paused destination never uses up retries).
+ * *count (may be NULL): the rows this worker still held. */
+db_status queue_postpone(db_conn *c, const char *worker, const queue_ref *refs, size_t n,
+                         int64_t delay_ms, int *count);
+/* queue_postpone() that also sets the rows' deliveries.destination (NULL: keep), so that
+ * GET /v1/destinations counts them as deferred there and POST .../{name}/retry makes them
+ * due. */
+db_status queue_postpone_for(db_conn *c, const char *worker, const queue_ref *refs, size_t n,
+                             const char *destination, int64_t delay_ms, int *count);
+
+/* ---- destinations (GET/POST /v1/destinations) ---- */
+
+/* One destination as one worker sees it. state: active, throttled, dead or paused (any
+ * other value fails the call with DB_ERROR). */
+typedef struct {
+    const char *name;
+    int         queued;
+    int         active;
+    const char *state;
+    const char *last_error;   /* NULL when none */
+} queue_dest_status;
+
+/* Replaces this worker's published destination rows with these n (the worker's other rows
+ * are deleted; n == 0 deletes them all), stamped now. Publish at least every 10 s, changed
+ * or not: the API shows only rows refreshed in the last 30 s, and
+ * queue_purge_destination_status() deletes rows not refreshed for 60 s. */
+db_status queue_destinations_publish(db_conn *c, const char *worker, const queue_dest_status *s,
+                                     size_t n);
+
+/* An operator control in force: paused, or a retry requested at retry_at_ms. */
+typedef struct {
+    char   *name;
+    int     paused;
+    int64_t retry_at_ms;   /* unix ms of the last POST .../retry, 0 none */
+} queue_dest_control;
+
+/* Every destination with a control in force (paused, or a retry requested), by name. On
+ * DB_OK *out holds *n entries (NULL when none); free with queue_dest_controls_free. */
+db_status queue_destination_controls(db_conn *c, queue_dest_control **out, size_t *n);
+void queue_dest_controls_free(queue_dest_control *c, size_t n);
+
 /* Housekeeping, each bounded by limit rows per call; *n (may be NULL) counts rows. */
 db_status queue_sweep_leases(db_conn *c, int limit, int *n);
 db_status queue_expire(db_conn *c, int limit, int *n);
 db_status queue_purge_idempotency(db_conn *c, int limit, int *n);
+/* Deletes destination_status rows not refreshed for 60 s (their worker is gone). */
+db_status queue_purge_destination_status(db_conn *c, int limit, int *n);
+/* Drops the transcripts of attempts older than cfg.retention_ms (POSTHORN_RETENTION). */
+db_status queue_purge_transcripts(db_conn *c, int limit, int *n);
 
 /* The name of an outcome as a state and event type ("delivered", ...). */
 const char *queue_outcome_name(queue_outcome o);

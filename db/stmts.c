@@ -126,8 +126,8 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " FROM messages WHERE account_id = $1 AND id = $2", 2, 1},
     [ST_MSG_RECIPIENTS] = {
         "SELECT id, recipient, recipient_name, kind, state, attempts, last_code, last_enhanced,"
-        " last_response, last_mx, last_tls, " TS("next_attempt_at") ", " TS("updated_at")
-        " FROM deliveries WHERE account_id = $1 AND message_id = $2"
+        " last_response, last_mx, last_tls, " TS("next_attempt_at") ", " TS("updated_at") ","
+        " destination FROM deliveries WHERE account_id = $1 AND message_id = $2"
         " ORDER BY CASE kind WHEN 'to' THEN 0 WHEN 'cc' THEN 1 ELSE 2 END, recipient", 2, 1},
     [ST_MSG_EVENTS] = {
         "SELECT xid || '_' || id, type, delivery_id, recipient, data, " TS("created_at")
@@ -319,11 +319,16 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " WHERE account_id = $1 AND name = $2", 2, 1},
     [ST_QUEUE_RECORD] = {
         /* $1 worker, $2 [{account_id, id, attempt, state, delay_ms, code, enhanced, response,
-         * mx, tls, data}]: one batch of outcomes and their events in one statement (one
-         * transaction). The event type is the new state; data gains the attempt number. */
+         * mx, tls, ip, duration_ms, transcript, destination, bounce_class, data}]: one batch
+         * of outcomes, their attempt log rows and their events in one statement (one
+         * transaction). The event type is the new state; data gains the attempt number.
+         * Every recorded outcome gets a delivery_attempts row unless its message is a
+         * sandbox one; destination keeps the last known one when an outcome has none. The
+         * command count (the events inserted) is the number of rows recorded. */
         "WITH r AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text,"
         "   attempt int, state text, delay_ms bigint, code int, enhanced text, response text,"
-        "   mx text, tls text, data jsonb)"
+        "   mx text, tls text, ip text, duration_ms int, transcript text, destination text,"
+        "   bounce_class text, data jsonb)"
         "   WHERE state IN ('delivered', 'deferred', 'bounced', 'failed')),"
         " u AS (UPDATE deliveries d SET state = r.state, lease_owner = NULL,"
         "   lease_expires_at = NULL, updated_at = now(),"
@@ -331,11 +336,26 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "     THEN now() + coalesce(r.delay_ms, 0) * interval '1 millisecond'"
         "     ELSE d.next_attempt_at END,"
         "   last_code = r.code, last_enhanced = r.enhanced, last_response = r.response,"
-        "   last_mx = r.mx, last_tls = r.tls"
+        "   last_mx = r.mx, last_tls = r.tls, destination = coalesce(r.destination, d.destination)"
         "   FROM r WHERE d.account_id = r.account_id AND d.id = r.id AND d.state = 'sending'"
         "   AND d.lease_owner = $1 AND d.attempts = r.attempt"
         "   RETURNING d.account_id, d.id, d.message_id, d.recipient, d.stream, d.attempts,"
-        "   r.state, r.data)"
+        "   r.state, r.data, r.code, r.enhanced, r.response, r.mx, r.ip, r.tls, r.duration_ms,"
+        "   r.transcript, r.bounce_class),"
+        " a AS (INSERT INTO delivery_attempts (account_id, delivery_id, attempt, outcome, code,"
+        "   enhanced, response, mx, ip, tls, duration_ms, transcript, bounce_class)"
+        "   SELECT u.account_id, u.id, u.attempts, u.state, u.code, u.enhanced, u.response, u.mx,"
+        "   u.ip, u.tls, u.duration_ms, u.transcript, u.bounce_class"
+        "   FROM u JOIN messages m ON m.account_id = u.account_id AND m.id = u.message_id"
+        "   WHERE NOT m.sandbox"
+        "   ON CONFLICT (account_id, delivery_id, attempt) DO NOTHING),"
+        /* a hard bounce suppresses the address on every stream */
+        " s AS (INSERT INTO suppressions (account_id, email, stream, reason, source)"
+        "   SELECT DISTINCT ON (u.account_id, lower(u.recipient)) u.account_id, lower(u.recipient),"
+        "   'all', left('hard bounce: ' || coalesce(u.code::text || ' ', '')"
+        "   || coalesce(u.response, ''), 500), 'bounce'"
+        "   FROM u WHERE u.state = 'bounced' AND u.bounce_class = 'hard'"
+        "   ON CONFLICT (account_id, stream, email) DO NOTHING)"
         " INSERT INTO events (account_id, type, message_id, delivery_id, recipient, stream, data)"
         " SELECT account_id, state, message_id, id, recipient, stream,"
         " coalesce(data, '{}'::jsonb) || jsonb_build_object('attempt', attempts) FROM u", 2, 1},
@@ -379,4 +399,112 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " (SELECT account_id, key FROM idempotency_keys WHERE expires_at < now()"
         "  LIMIT $1::int FOR UPDATE SKIP LOCKED) x"
         " WHERE i.account_id = x.account_id AND i.key = x.key AND i.expires_at < now()", 1, 1},
+    [ST_QUEUE_POSTPONE] = {
+        /* $1 worker, $2 [{account_id, id, attempt, destination}], $3 delay (ms): claimed rows
+         * that were not tried because their destination is paused wait again as 'deferred',
+         * without an event; the attempt they were counted for is given back, so a pause never
+         * uses up retries. destination NULL keeps the row's last one. */
+        "UPDATE deliveries d SET state = 'deferred', lease_owner = NULL, lease_expires_at = NULL,"
+        " attempts = greatest(d.attempts - 1, 0),"
+        " next_attempt_at = now() + greatest($3::bigint, 0) * interval '1 millisecond',"
+        " destination = coalesce(r.destination, d.destination), updated_at = now()"
+        " FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text, attempt int,"
+        "   destination text)"
+        " WHERE d.account_id = r.account_id AND d.id = r.id AND d.state = 'sending'"
+        " AND d.lease_owner = $1 AND d.attempts = r.attempt", 3, 1},
+    [ST_DEST_PUBLISH] = {
+        /* $1 worker, $2 [{name, queued, active, state, last_error}]: the worker's rows become
+         * exactly these (its others are deleted), all stamped now. A name given twice counts
+         * once (either of them). */
+        "WITH x AS (SELECT DISTINCT ON (name) * FROM jsonb_to_recordset($2::jsonb)"
+        "   AS x(name text, queued int, active int, state text, last_error text)"
+        "   WHERE name IS NOT NULL ORDER BY name),"
+        " del AS (DELETE FROM destination_status s WHERE s.worker_id = $1"
+        "   AND NOT EXISTS (SELECT 1 FROM x WHERE x.name = s.name))"
+        " INSERT INTO destination_status AS s (worker_id, name, queued, active, state, last_error,"
+        "   updated_at)"
+        " SELECT $1, name, coalesce(queued, 0), coalesce(active, 0), state, last_error, now()"
+        " FROM x"
+        " ON CONFLICT (worker_id, name) DO UPDATE SET queued = EXCLUDED.queued,"
+        " active = EXCLUDED.active, state = EXCLUDED.state, last_error = EXCLUDED.last_error,"
+        " updated_at = now()", 2, 1},
+    [ST_DEST_CONTROLS] = {
+        /* Every destination with a control in force: paused, or a retry request. */
+        "SELECT name, paused, coalesce((extract(epoch FROM retry_at) * 1000)::bigint, 0)"
+        " FROM destination_controls WHERE paused OR retry_at IS NOT NULL ORDER BY name", 0, 1},
+    [ST_DEST_STATUS_PURGE] = {
+        /* $1 limit: rows not refreshed for 60 s belong to a worker that is gone. */
+        "DELETE FROM destination_status s USING"
+        " (SELECT worker_id, name FROM destination_status"
+        "  WHERE updated_at < now() - interval '60 seconds'"
+        "  LIMIT $1::int FOR UPDATE SKIP LOCKED) x"
+        " WHERE s.worker_id = x.worker_id AND s.name = x.name"
+        " AND s.updated_at < now() - interval '60 seconds'", 1, 1},
+    [ST_TRANSCRIPT_PURGE] = {
+        /* $1 retention (ms), $2 limit: transcripts older than the retention are dropped; the
+         * rest of the attempt row stays. */
+        "UPDATE delivery_attempts a SET transcript = NULL FROM"
+        " (SELECT account_id, delivery_id, attempt FROM delivery_attempts"
+        "  WHERE transcript IS NOT NULL"
+        "  AND created_at < now() - $1::bigint * interval '1 millisecond'"
+        "  ORDER BY created_at LIMIT $2::int FOR UPDATE SKIP LOCKED) x"
+        " WHERE a.account_id = x.account_id AND a.delivery_id = x.delivery_id"
+        " AND a.attempt = x.attempt", 2, 1},
+    [ST_DEST_LIST] = {
+        /* GET /v1/destinations (instance-wide, operator). $1 the name after which to list
+         * ('' from the start), $2 limit, $3 one name only ('' = all; that name is answered
+         * even when nothing is known of it). Workers' rows count when refreshed in the last
+         * 30 s: queued and active are summed, the state is the worst (dead > throttled >
+         * active; a worker's 'paused' without a pause in force counts as active), and
+         * 'paused' when the operator paused it. deferred counts the deliveries waiting for
+         * it. Columns: name, state, queued, deferred, active, last_error, paused,
+         * updated_at. */
+        "WITH s AS (SELECT name, sum(queued) AS queued, sum(active) AS active,"
+        "   max(CASE state WHEN 'dead' THEN 2 WHEN 'throttled' THEN 1 ELSE 0 END) AS rank,"
+        "   (array_agg(last_error ORDER BY CASE state WHEN 'dead' THEN 2 WHEN 'throttled' THEN 1"
+        "     ELSE 0 END DESC, updated_at DESC) FILTER (WHERE last_error IS NOT NULL))[1]"
+        "     AS last_error,"
+        "   max(updated_at) AS updated_at"
+        "   FROM destination_status WHERE updated_at > now() - interval '30 seconds'"
+        "   AND ($3::text = '' OR name = $3::text) GROUP BY name),"
+        " d AS (SELECT destination AS name, count(*) AS deferred FROM deliveries"
+        "   WHERE state = 'deferred' AND destination IS NOT NULL"
+        "   AND ($3::text = '' OR destination = $3::text) GROUP BY destination),"
+        " c AS (SELECT name, paused, updated_at FROM destination_controls"
+        "   WHERE ($3::text = '' OR name = $3::text)),"
+        " n AS (SELECT name FROM s UNION SELECT name FROM d"
+        "   UNION SELECT name FROM c WHERE paused OR $3::text <> ''"
+        "   UNION SELECT $3::text WHERE $3::text <> '')"
+        " SELECT n.name,"
+        " CASE WHEN coalesce(c.paused, false) THEN 'paused' WHEN s.rank = 2 THEN 'dead'"
+        "   WHEN s.rank = 1 THEN 'throttled' ELSE 'active' END,"
+        " coalesce(s.queued, 0), coalesce(d.deferred, 0), coalesce(s.active, 0), s.last_error,"
+        " coalesce(c.paused, false), " TS("greatest(s.updated_at, c.updated_at)")
+        " FROM n LEFT JOIN s ON s.name = n.name LEFT JOIN d ON d.name = n.name"
+        " LEFT JOIN c ON c.name = n.name"
+        " WHERE ($1::text = '' OR n.name COLLATE \"C\" > $1::text COLLATE \"C\")"
+        " ORDER BY n.name COLLATE \"C\" LIMIT $2::int", 3, 1},
+    [ST_DEST_SET_PAUSED] = {
+        "INSERT INTO destination_controls AS c (name, paused, updated_at)"
+        " VALUES ($1, $2::boolean, now())"
+        " ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = now()", 2, 1},
+    [ST_DEST_RETRY] = {
+        /* $1 name: workers see retry_at (and forget what they learnt about the destination);
+         * its deferred deliveries are due now. Answers how many. */
+        "WITH c AS (INSERT INTO destination_controls AS c (name, retry_at, updated_at)"
+        "   VALUES ($1, now(), now())"
+        "   ON CONFLICT (name) DO UPDATE SET retry_at = now(), updated_at = now()),"
+        " u AS (UPDATE deliveries SET next_attempt_at = least(next_attempt_at, now()),"
+        "   updated_at = now() WHERE state = 'deferred' AND destination = $1 RETURNING 1)"
+        " SELECT count(*) FROM u", 1, 0},
+    [ST_MSG_ATTEMPTS] = {
+        /* The attempt log of a message's deliveries: the newest 50 of each, oldest first. */
+        "SELECT delivery_id, attempt, outcome, code, enhanced, response, mx, ip, tls,"
+        " duration_ms, bounce_class, transcript, " TS("created_at")
+        " FROM (SELECT a.*, row_number() OVER (PARTITION BY a.delivery_id"
+        "   ORDER BY a.attempt DESC) AS rn"
+        "   FROM delivery_attempts a JOIN deliveries d ON d.account_id = a.account_id"
+        "   AND d.id = a.delivery_id"
+        "   WHERE d.account_id = $1 AND d.message_id = $2) x"
+        " WHERE rn <= 50 ORDER BY delivery_id, attempt", 2, 1},
 };
