@@ -30,6 +30,14 @@ typedef struct {
     int   allow_unverified;
     char *helo_name;
     char *destination_policy;
+    char *bounce_rules;
+    int   smtp_max_sessions;
+    int64_t smtp_connect_timeout_ms;
+    int64_t smtp_greeting_timeout_ms;
+    int64_t smtp_command_timeout_ms;
+    int64_t smtp_data_init_timeout_ms;
+    int64_t smtp_data_block_timeout_ms;
+    int64_t smtp_data_done_timeout_ms;
     int64_t max_queue_lifetime_ms;
     int64_t retry_schedule_ms[CONFIG_MAX_RETRIES];
     int     retry_schedule_len;

@@ -27,7 +27,13 @@ static void job_clear_result(wjob *j)
     free(j->mx);
     free(j->tls);
     json_decref(j->data);
+    free(j->ip);
+    free(j->transcript);
+    free(j->destination);
+    free(j->bounce_class);
     j->enhanced = j->response = j->mx = j->tls = NULL;
+    j->ip = j->transcript = j->destination = j->bounce_class = NULL;
+    j->duration_ms = 0;
     j->data = NULL;
 }
 
@@ -81,6 +87,16 @@ void wjob_set(wjob *j, queue_outcome o, int code, const char *enhanced, const ch
     j->tls = dup_or_null(tls);
     j->data = data;
     j->retry_in_ms = o == QUEUE_DEFERRED ? wjob_retry_delay(j->item.attempt) : 0;
+}
+
+void wjob_set_attempt(wjob *j, const char *ip, const char *transcript, const char *destination,
+                      const char *bounce_class, int duration_ms)
+{
+    j->ip = dup_or_null(ip);
+    j->transcript = dup_or_null(transcript);
+    j->destination = dup_or_null(destination);
+    j->bounce_class = dup_or_null(bounce_class);
+    j->duration_ms = duration_ms;
 }
 
 void wbatch_release_pending(wbatch *b)

@@ -25,6 +25,7 @@ typedef enum {
     JOB_PENDING,     /* not tried yet */
     JOB_DONE,        /* outcome set: record it */
     JOB_RELEASE,     /* never tried: give the row back to the queue */
+    JOB_POSTPONE,    /* never tried, destination paused: back later, attempt not used */
 } job_state;
 
 typedef struct {
@@ -36,6 +37,9 @@ typedef struct {
     int           code;
     char         *enhanced, *response, *mx, *tls;
     json_t       *data;         /* event data (owned) */
+    /* SMTP attempt details for delivery_attempts (owned; NULL when none) */
+    char         *ip, *transcript, *destination, *bounce_class;
+    int           duration_ms;
     /* This recipient's own message (broadcast: its List-Unsubscribe names the delivery, so
      * the header and DKIM signatures are per recipient): head (signatures, header, empty
      * line) then msg->mime from body_off on (the shared body). NULL: msg->mime as it is. */
@@ -59,6 +63,9 @@ void    wbatch_free(wbatch *b);
 /* Sets a job's outcome (strings copied; data consumed, may be NULL). */
 void    wjob_set(wjob *j, queue_outcome o, int code, const char *enhanced, const char *response,
                  const char *mx, const char *tls, json_t *data);
+/* Adds the SMTP attempt details to a job whose outcome is set (strings copied). */
+void    wjob_set_attempt(wjob *j, const char *ip, const char *transcript,
+                         const char *destination, const char *bounce_class, int duration_ms);
 /* Marks every pending job of b for release. */
 void    wbatch_release_pending(wbatch *b);
 /* Frees the rendered messages' content once delivery is over (results stay). */

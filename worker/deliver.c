@@ -8,13 +8,11 @@ deliverer *deliverer_new(char *err, size_t errlen)
     switch (cfg.delivery) {
     case DELIVERY_FILE:
         return deliver_file_new(cfg.mail_dir, err, errlen);
-    case DELIVERY_MX:
     case DELIVERY_RELAY:
+        return deliver_smtp_new(1, err, errlen);
+    case DELIVERY_MX:
     default:
-        snprintf(err, errlen, "POSTHORN_DELIVERY=%s is not available yet (the SMTP delivery "
-                 "engine is not built); set POSTHORN_DELIVERY=file and POSTHORN_MAIL_DIR to "
-                 "write each message to a file", cfg.delivery == DELIVERY_RELAY ? "relay" : "mx");
-        return NULL;
+        return deliver_smtp_new(0, err, errlen);
     }
 }
 

@@ -179,7 +179,7 @@ static void file_free(deliverer *d)
     free(f);
 }
 
-static const deliverer_ops file_ops = {"file", file_deliver, file_free};
+static const deliverer_ops file_ops = {"file", file_deliver, file_free, 0, NULL, NULL, NULL};
 
 deliverer *deliver_file_new(const char *dir, char *err, size_t errlen)
 {

@@ -58,7 +58,8 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("SIGHUP: nothing to reload");
+            log_info("SIGHUP: reloading the destination policy");
+            pipeline_reload(p);
             continue;
         }
         break;

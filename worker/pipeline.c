@@ -29,6 +29,8 @@
 #define DELIVER_Q_CAP    2
 #define RECORD_Q_CAP     4
 #define MAX_RENDER       64
+#define ASYNC_RECORD_CAP 1024   /* an async deliverer's loop must never wait for the recorder */
+#define POSTPONE_MS      10000  /* a paused destination's rows come back this much later */
 
 struct pipeline {
     char        id[IDS_MAX];
@@ -44,6 +46,7 @@ struct pipeline {
     int64_t     hard_end_ms;     /* after it, the recorder gives up */
     atomic_int  render_running;
     atomic_int  kick;            /* rows came back to the queue: claim without waiting */
+    atomic_int  reload;          /* SIGHUP: the deliverer re-reads its files */
 };
 
 static int stopping(pipeline *p) { return atomic_load(&p->stopping); }
@@ -206,10 +209,18 @@ static void *render_main(void *arg)
 
 /* --- delivery ------------------------------------------------------------------------ */
 
+/* Asynchronous deliverers hand finished outcomes back here (from their own thread). */
+static void on_delivered(void *arg, wbatch *b)
+{
+    pipeline *p = arg;
+    bqueue_push(p->record_q, b);
+}
+
 static void *delivery_main(void *arg)
 {
     pipeline *p = arg;
     wbatch *b;
+    int async = p->dlv->ops->async;
     while ((b = bqueue_pop(p->deliver_q)) != NULL) {
         if (past_soft(p) || lease_nearly_over(b)) {
             wbatch_release_pending(b);
@@ -222,10 +233,14 @@ static void *delivery_main(void *arg)
                              json_pack("{s:b}", "sandbox", 1));
             }
             p->dlv->ops->deliver(p->dlv, b);
+            if (async)
+                continue;   /* the batch comes back through on_delivered */
         }
         wbatch_drop_content(b);
         bqueue_push(p->record_q, b);
     }
+    if (async && p->dlv->ops->finish)
+        p->dlv->ops->finish(p->dlv, p->soft_end_ms, p->hard_end_ms);
     bqueue_close(p->record_q);
     return NULL;
 }
@@ -236,7 +251,8 @@ static void result_of(const wjob *j, queue_result *r)
 {
     *r = (queue_result){j->item.account_id, j->item.id, j->item.attempt, j->outcome,
                         j->retry_in_ms, j->code, j->enhanced, j->response, j->mx, j->tls,
-                        j->data};
+                        j->data, j->ip, j->duration_ms, j->transcript, j->destination,
+                        j->bounce_class};
 }
 
 /* Retries a statement while PostgreSQL is down (until the hard end of a shutdown).
@@ -265,6 +281,11 @@ static db_status do_release(db_conn *db, pipeline *p, void *items, size_t n, int
     return queue_release(db, p->id, items, n, count);
 }
 
+static db_status do_postpone(db_conn *db, pipeline *p, void *items, size_t n, int *count)
+{
+    return queue_postpone(db, p->id, items, n, POSTPONE_MS, count);
+}
+
 static void record_results(db_conn *db, pipeline *p, queue_result *r, size_t n)
 {
     if (n == 0)
@@ -283,6 +304,7 @@ static void record_results(db_conn *db, pipeline *p, queue_result *r, size_t n)
             if (s == DB_ERROR) {
                 queue_result bare = r[i];
                 bare.response = bare.enhanced = bare.mx = bare.tls = NULL;
+                bare.ip = bare.transcript = bare.bounce_class = bare.destination = NULL;
                 bare.data = NULL;
                 s = with_retry(db, p, do_record, &bare, 1, &c1);
                 if (s != DB_OK)
@@ -318,6 +340,18 @@ static void release_refs(db_conn *db, pipeline *p, queue_ref *r, size_t n)
         log_info("released %d claimed deliveries untried", count);
 }
 
+static void postpone_refs(db_conn *db, pipeline *p, queue_ref *r, size_t n)
+{
+    if (n == 0)
+        return;
+    int count = 0;
+    if (with_retry(db, p, do_postpone, r, n, &count) != DB_OK)
+        log_warn("%zu deliveries to paused destinations not postponed (%s); they come back "
+                 "when their lease expires", n, db_last_error(db));
+    else
+        log_info("%d deliveries to paused destinations postponed", count);
+}
+
 static void *recorder_main(void *arg)
 {
     pipeline *p = arg;
@@ -333,19 +367,26 @@ static void *recorder_main(void *arg)
             group[nb++] = b, rows += b->njobs;
         queue_result *res = xcalloc(rows ? rows : 1, sizeof *res);
         queue_ref *refs = xcalloc(rows ? rows : 1, sizeof *refs);
-        size_t nres = 0, nrefs = 0;
+        queue_ref *later = xcalloc(rows ? rows : 1, sizeof *later);
+        size_t nres = 0, nrefs = 0, nlater = 0;
         for (size_t k = 0; k < nb; k++)
             for (size_t i = 0; i < group[k]->njobs; i++) {
                 const wjob *j = &group[k]->jobs[i];
+                if (!j->item.id)
+                    continue;
                 if (j->state == JOB_DONE)
                     result_of(j, &res[nres++]);
+                else if (j->state == JOB_POSTPONE)
+                    later[nlater++] = (queue_ref){j->item.account_id, j->item.id, j->item.attempt};
                 else
                     refs[nrefs++] = (queue_ref){j->item.account_id, j->item.id, j->item.attempt};
             }
         record_results(db, p, res, nres);
         release_refs(db, p, refs, nrefs);
+        postpone_refs(db, p, later, nlater);
         free(res);
         free(refs);
+        free(later);
         for (size_t k = 0; k < nb; k++)
             wbatch_free(group[k]);
     }
@@ -387,10 +428,18 @@ static void *housekeeping_main(void *arg)
             n = hk_run(p, db, queue_expire);
             if (n > 0)
                 log_info("%d deliveries expired (not delivered within their queue lifetime)", n);
+            if (p->dlv->ops->housekeep)
+                p->dlv->ops->housekeep(p->dlv, db, p->id);
+            if (atomic_exchange(&p->reload, 0) && p->dlv->ops->reload)
+                p->dlv->ops->reload(p->dlv);
             if (time_mono_ms() >= next_purge) {
                 n = hk_run(p, db, queue_purge_idempotency);
                 if (n > 0)
                     log_debug("%d expired idempotency keys purged", n);
+                hk_run(p, db, queue_purge_destination_status);
+                n = hk_run(p, db, queue_purge_transcripts);
+                if (n > 0)
+                    log_debug("%d SMTP transcripts past the retention period purged", n);
                 next_purge = time_mono_ms() + PURGE_PERIOD_MS;
             }
         }
@@ -422,7 +471,10 @@ pipeline *pipeline_start(const char *worker_id, deliverer *d)
     p->nrender = cores < 1 ? 1 : cores > MAX_RENDER ? MAX_RENDER : (int)cores;
     p->render_q = bqueue_new((size_t)p->nrender);
     p->deliver_q = bqueue_new(DELIVER_Q_CAP);
-    p->record_q = bqueue_new(RECORD_Q_CAP);
+    p->record_q = bqueue_new(d->ops->async ? ASYNC_RECORD_CAP : RECORD_Q_CAP);
+    d->done = on_delivered;
+    d->done_arg = p;
+    atomic_init(&p->reload, 0);
     atomic_init(&p->stopping, 0);
     atomic_init(&p->kick, 0);
     atomic_init(&p->render_running, p->nrender);
@@ -448,6 +500,11 @@ void pipeline_stop(pipeline *p)
     p->soft_end_ms = now + grace / 2;
     p->hard_end_ms = now + grace - margin;
     atomic_store(&p->stopping, 1);   /* publishes the deadlines (seq_cst) */
+}
+
+void pipeline_reload(pipeline *p)
+{
+    atomic_store(&p->reload, 1);
 }
 
 void pipeline_join(pipeline *p)

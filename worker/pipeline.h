@@ -21,6 +21,8 @@ typedef struct pipeline pipeline;
 pipeline *pipeline_start(const char *worker_id, deliverer *d);
 /* Begins the shutdown (async-signal context not required: call from the main thread). */
 void      pipeline_stop(pipeline *p);
+/* SIGHUP: configuration files are re-read on the housekeeping thread. */
+void      pipeline_reload(pipeline *p);
 /* Waits for every thread to end and frees the pipeline. */
 void      pipeline_join(pipeline *p);
 #endif

@@ -234,11 +234,26 @@ class Locker:
 
 
 # --- start-up ----------------------------------------------------------------------------
-def test_refuses_delivery_modes_not_built(stack):
+def test_refuses_unusable_delivery_settings(stack):
     st = stack()
-    r = st.ph.run("posthorn-worker", env={"POSTHORN_DELIVERY": "mx"}, timeout=20)
+    r = st.ph.run("posthorn-worker", env={"POSTHORN_DELIVERY": "relay", "POSTHORN_RELAY_URL": ""},
+                  timeout=20)
     assert r.returncode == 2
-    assert "POSTHORN_DELIVERY=mx is not available yet" in r.stderr
+    assert "POSTHORN_RELAY_URL: required when POSTHORN_DELIVERY=relay" in r.stderr
+    r = st.ph.run("posthorn-worker", env={"POSTHORN_DELIVERY": "relay",
+                                          "POSTHORN_RELAY_URL": "http://relay.example"}, timeout=20)
+    assert r.returncode == 2
+    assert "POSTHORN_RELAY_URL must look like" in r.stderr
+    r = st.ph.run("posthorn-worker", env={"POSTHORN_DELIVERY": "mx",
+                                          "POSTHORN_DESTINATION_POLICY": "/nonexistent/policy"},
+                  timeout=20)
+    assert r.returncode == 2
+    assert "/nonexistent/policy" in r.stderr
+    r = st.ph.run("posthorn-worker", env={"POSTHORN_DELIVERY": "mx",
+                                          "POSTHORN_BOUNCE_RULES": "/nonexistent/rules"},
+                  timeout=20)
+    assert r.returncode == 2
+    assert "/nonexistent/rules" in r.stderr
     r = st.ph.run("posthorn-worker", env={"POSTHORN_MAIL_DIR": "/etc/hostname"}, timeout=20)
     assert r.returncode == 2
     assert "POSTHORN_MAIL_DIR=/etc/hostname" in r.stderr

@@ -6,6 +6,7 @@
   PostfixInstance - a private Postfix (own config, queue and data directories, own ports) that
                     relays everything to one next hop; never the system's default instance.
   OpenDkim        - Debian's opendkim milter signing rsa-sha256 with a key made for the run.
+  self_signed_cert - a throwaway certificate and key (openssl) for STARTTLS servers.
 
 Everything runs as root-started processes that drop privileges the usual way (smtp-sink
 -u nobody, Postfix mail_owner postfix, opendkim UserID opendkim).
@@ -299,6 +300,23 @@ def run_smtp_source(host, port, count, timeout=600.0, log_path=None, **kw):
     return SmtpSource(host, port, count, log_path, **kw).start().wait(timeout)
 
 
+def self_signed_cert(cert_dir, cn="peer.test"):
+    """(cert path, key path): an RSA-2048 self-signed certificate for cn made in cert_dir
+    (reused when it is already there). The key is readable by all: it is a throwaway and
+    servers running as other users (Postfix, smtp-sink) must read it."""
+    os.makedirs(cert_dir, exist_ok=True)
+    cert = os.path.join(cert_dir, "%s.crt" % cn)
+    key = os.path.join(cert_dir, "%s.key" % cn)
+    if not (os.path.exists(cert) and os.path.exists(key)):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", "/CN=%s" % cn,
+                        "-addext", "subjectAltName=DNS:%s" % cn],
+                       check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.chmod(key, 0o644)
+        _traversable(cert_dir)
+    return cert, key
+
+
 # --------------------------------------------------------------------------- Postfix
 
 MASTER_CF = """\
@@ -387,10 +405,14 @@ class PostfixInstance:
            tuning, e.g. files={"rcpt_access": "bad@x.test REJECT\n"} with
            tuning={"smtpd_recipient_restrictions": "check_recipient_access "
                    "texthash:" + pf.config_path("rcpt_access")} (texthash needs no postmap).
+    tls:   (cert path, key path), e.g. self_signed_cert(dir, hostname): smtpd offers STARTTLS
+           (smtpd_tls_security_level=may, logged at level 1; tuning can override).
+    reject_rcpts: {address: "550 5.1.1 reply text"} answered at RCPT (check_recipient_access).
     """
 
     def __init__(self, base_dir, relay, host="127.0.0.1", port=None, milter=None, tuning=None,
-                 hostname="postfix.posthorn.test", name="postfix-bench", files=None):
+                 hostname="postfix.posthorn.test", name="postfix-bench", files=None, tls=None,
+                 reject_rcpts=None):
         self.base_dir = os.path.abspath(base_dir)
         self.host = host
         self.port = port or free_port(host)
@@ -399,6 +421,8 @@ class PostfixInstance:
         self.milter = milter
         self.tuning = dict(tuning or {})
         self.files = dict(files or {})
+        self.tls = tls
+        self.reject_rcpts = dict(reject_rcpts or {})
         self.hostname = hostname
         self.name = name
         self.config_dir = os.path.join(self.base_dir, "etc")
@@ -416,8 +440,23 @@ class PostfixInstance:
 
     def main_cf(self):
         conf = _base_main_cf(self)
+        if self.host != "127.0.0.1":
+            # Postfix accepts only interface addresses here (127.0.0.2 is not one, though the
+            # kernel lets anyone bind it); master.cf names the address smtpd listens on.
+            conf["inet_interfaces"] = "127.0.0.1"
         if not self.relay:
             conf["default_transport"] = "discard:accepted by a test MTA"
+        if self.tls:
+            conf.update({
+                "smtpd_tls_security_level": "may",
+                "smtpd_tls_cert_file": self.tls[0],
+                "smtpd_tls_key_file": self.tls[1],
+                "smtpd_tls_loglevel": "1",
+                "smtpd_tls_received_header": "yes",
+            })
+        if self.reject_rcpts:
+            conf["smtpd_recipient_restrictions"] = (
+                "check_recipient_access texthash:" + self.config_path("reject_rcpts"))
         if self.milter:
             conf.update({
                 "smtpd_milters": self.milter,
@@ -440,7 +479,10 @@ class PostfixInstance:
             f.write("# Written by tests/harness/mta.py for a private instance.\n")
             for k, v in self.main_cf().items():
                 f.write("%s = %s\n" % (k, v))
-        for fname, content in self.files.items():
+        files = dict(self.files)
+        if self.reject_rcpts:
+            files["reject_rcpts"] = "".join("%s %s\n" % (a, r) for a, r in self.reject_rcpts.items())
+        for fname, content in files.items():
             with open(self.config_path(fname), "w") as f:
                 f.write(content)
         with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
@@ -496,6 +538,27 @@ class PostfixInstance:
 
     def flush(self):
         self.postfix("flush", check=False)
+
+    def accepted(self, rcpt=None):
+        """Queue ids of messages smtpd accepted and the instance then finished ("status=sent",
+        with relay=None: discarded), for rcpt when given: [(queue id, recipient)]."""
+        out = []
+        for m in re.finditer(r" ([0-9A-F]{6,}): to=<([^>]*)>.*status=sent", self.log()):
+            if rcpt is None or m.group(2).lower() == rcpt.lower():
+                out.append((m.group(1), m.group(2)))
+        return out
+
+    def rejected(self, rcpt=None):
+        """smtpd's RCPT rejections logged ("<queue id or NOQUEUE>: reject: RCPT from"), for
+        rcpt when given."""
+        lines = [ln for ln in self.log().splitlines() if ": reject: RCPT from " in ln]
+        if rcpt is not None:
+            lines = [ln for ln in lines if ("to=<%s>" % rcpt).lower() in ln.lower()]
+        return lines
+
+    def tls_sessions(self):
+        """smtpd's "TLS connection established from ..." log lines."""
+        return [ln for ln in self.log().splitlines() if "TLS connection established from" in ln]
 
     def log(self):
         try:

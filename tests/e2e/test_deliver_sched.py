@@ -1,0 +1,66 @@
+"""Scheduling across destinations in POSTHORN_DELIVERY=mx: a dead destination (every
+connection refused) does not hold up a healthy one (smtp-sink), and transactional mail jumps
+the queue of a destination saturated by broadcast mail (connections=1, a slow peer)."""
+import time
+
+from mxstack import dlv_states, mx_stack  # noqa: F401 (fixture)
+from harness.posthorn import wait_until
+
+
+def test_dead_destination_does_not_hold_up_healthy(mx_stack):
+    n_dead, n_ok = 30, 50
+    st = mx_stack(mx={"dead.test": "127.0.0.2", "healthy.test": "127.0.0.3"}, worker=False,
+                  env={"POSTHORN_RETRY_SCHEDULE": "30s", "POSTHORN_MAX_QUEUE_LIFETIME": "120s"})
+    # Nothing listens on 127.0.0.2: connection refused, every time.
+    sink = st.sink("127.0.0.3")
+    base = sink.count()
+    # The dead destination's mail is queued first.
+    dead = st.send_batch([st.message_body(["d%d@dead.test" % i], text="dead %d\n" % i)
+                          for i in range(n_dead)])
+    ok = st.send_batch([st.message_body(["h%d@healthy.test" % i], text="ok %d\n" % i)
+                        for i in range(n_ok)])
+    t0 = time.time()
+    st.start_worker()
+    sink.wait_count(base + n_ok, timeout=25)
+    t_all = time.time() - t0
+    st.check_alive()
+    assert t_all < 30, "healthy mail took %.1fs: past the dead one's first retry" % t_all
+    # By now no dead delivery was retried: each has at most one attempt.
+    dead_ids = [d for mid in dead for d in
+                [r["delivery_id"] for r in st.message(mid)["recipients"]]]
+    rows = st.sql("SELECT attempts FROM deliveries WHERE id = ANY ('{%s}'::text[])"
+                  % ",".join(dead_ids)).split()
+    assert rows and all(int(x) <= 1 for x in rows), rows
+    ok_ids = [r["delivery_id"] for mid in ok for r in st.message(mid)["recipients"]]
+    wait_until(lambda: dlv_states(st, ok_ids).get("delivered") == n_ok, timeout=20,
+               what="healthy deliveries recorded delivered (%r)" % dlv_states(st, ok_ids))
+    states = dlv_states(st, dead_ids)
+    assert set(states) <= {"deferred", "queued", "sending"}, states
+    assert sink.count() == base + n_ok
+
+
+def test_transactional_before_saturating_broadcast(mx_stack):
+    n = 200
+    st = mx_stack(mx={"slow.test": "127.0.0.4"}, worker=False,
+                  policy="slow.test connections=1\nmx.slow.test connections=1\n")
+    peer = st.peer("127.0.0.4", "stall", phase="dot", seconds=0.05)   # slow: 50 ms per message
+    st.send_batch([st.message_body(["b%d@slow.test" % i], text="broadcast %d\n" % i,
+                                   stream="broadcast") for i in range(n)])
+    st.start_worker()
+    peer.wait_messages(5, timeout=30)
+    mid, _ = st.send(["vip@slow.test"], text="password reset\n", stream="transactional")
+
+    def vip_index():
+        st.check_alive()
+        for i, m in enumerate(list(peer.messages)):
+            if "vip@slow.test" in m.rcpt_tos:
+                return i + 1
+        return None
+    pos = wait_until(vip_index, timeout=40, interval=0.1, what="the transactional message")
+    # Generous: it arrives before at least the last 50 broadcast messages queued before it.
+    assert pos <= n + 1 - 50, "transactional arrived as #%d of %d" % (pos, n + 1)
+    # connections=1 was respected throughout (a session may open while the peer has not yet
+    # seen the previous one close: allow a little slack).
+    spans = sorted((s.opened, s.closed or time.time()) for s in peer.session_list())
+    for (o1, c1), (o2, _c2) in zip(spans, spans[1:]):
+        assert o2 >= c1 - 0.5, "two sessions at once: %r" % spans
