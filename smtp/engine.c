@@ -243,6 +243,7 @@ static void classify(smtp_engine *e, engine_result *r)
                                      r->text ? r->text : "", &rule);
     r->bounce_class = bounce_class_name(c);
     r->bounce_rule = rule;
+    r->bounce_rules_version = bounce_rules_version(e->rules);
 }
 
 /* A result decided without a session (DNS, guard, dead destination, pause, shutdown). */
@@ -904,6 +905,18 @@ static void conn_settle(conn *c)
 {
     if (c->s && smtp_session_closed(c->s))
         c->dead = 1;
+    /* a host that failed before its first transaction (no greeting, 4xx/5xx greeting or
+     * EHLO, TLS required and failed): the next MX address gets its chance */
+    if (c->dead && c->s && !c->ready && c->tried < c->d->ntargets &&
+        !atomic_load(&c->e->draining)) {
+        smtp_session_free(c->s);
+        c->s = NULL;
+        conn_close_fd(c);
+        c->dead = 0;
+        c->failed_reported = 0;
+        c->ssl_want_write = 0;
+        conn_start_target(c);
+    }
     if (c->dead) {
         dest *d = c->d;
         int failed = c->failed_reported || !c->ready;

@@ -53,7 +53,8 @@ typedef struct {
     const char    *transcript;     /* NULL when no session */
     const char    *destination;
     const char    *bounce_class;   /* bounces: "hard", "soft", "block", "undetermined" */
-    const char    *bounce_rule;
+    const char    *bounce_rule;    /* the rule that decided it, NULL when none matched */
+    const char    *bounce_rules_version;
 } engine_result;
 
 typedef struct {

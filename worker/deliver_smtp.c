@@ -123,6 +123,9 @@ static void on_result(void *ctx, const engine_result *r)
             json_object_set_new(data, "bounce_class", json_string(r->bounce_class));
         if (r->bounce_rule)
             json_object_set_new(data, "bounce_rule", json_string(r->bounce_rule));
+        if (r->bounce_rules_version)
+            json_object_set_new(data, "bounce_rules_version",
+                                json_string(r->bounce_rules_version));
         if (r->destination)
             json_object_set_new(data, "destination", json_string(r->destination));
         wjob_set(j, o, r->code, r->enhanced && r->enhanced[0] ? r->enhanced : NULL, r->text,
