@@ -33,6 +33,10 @@ enum MHD_Result h_destinations_list(http_req *r);
 enum MHD_Result h_destination_pause(http_req *r);
 enum MHD_Result h_destination_resume(http_req *r);
 enum MHD_Result h_destination_retry(http_req *r);
+/* -- webhooks (add below) -- */
+/* -- tracking and unsubscribe (add below) -- */
+/* -- stats, suppression CSV (add below) -- */
+/* -- lists, contacts, campaigns (add below) -- */
 
 /* Shared by list handlers: parses ?limit= (1..1000, default 50) and ?cursor= (bound to
  * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */

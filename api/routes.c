@@ -32,5 +32,9 @@ const route routes[] = {
     {"POST",   "/v1/destinations/{name}/pause",  SCOPE_OPERATOR, BODY_NONE, 0, h_destination_pause,  "destinations.pause"},
     {"POST",   "/v1/destinations/{name}/resume", SCOPE_OPERATOR, BODY_NONE, 0, h_destination_resume, "destinations.resume"},
     {"POST",   "/v1/destinations/{name}/retry",  SCOPE_OPERATOR, BODY_NONE, 0, h_destination_retry,  "destinations.retry"},
+    /* -- webhooks (add below) -- */
+    /* -- tracking and unsubscribe (add below) -- */
+    /* -- stats, suppression CSV (add below) -- */
+    /* -- lists, contacts, campaigns (add below) -- */
 };
 const int route_count = (int)(sizeof routes / sizeof routes[0]);

@@ -75,6 +75,10 @@ typedef enum {
     ST_DEST_SET_PAUSED,
     ST_DEST_RETRY,
     ST_MSG_ATTEMPTS,
+    /* -- webhooks (add below) -- */
+    /* -- tracking and unsubscribe (add below) -- */
+    /* -- stats, suppression CSV, retention (add below) -- */
+    /* -- lists, contacts, campaigns (add below) -- */
     ST_COUNT
 } db_stmt;
 

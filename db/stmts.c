@@ -507,4 +507,8 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "   AND d.id = a.delivery_id"
         "   WHERE d.account_id = $1 AND d.message_id = $2) x"
         " WHERE rn <= 50 ORDER BY delivery_id, attempt", 2, 1},
+    /* -- webhooks (add below) -- */
+    /* -- tracking and unsubscribe (add below) -- */
+    /* -- stats, suppression CSV, retention (add below) -- */
+    /* -- lists, contacts, campaigns (add below) -- */
 };

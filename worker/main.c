@@ -52,6 +52,7 @@ int main(int argc, char **argv)
     log_fields(LOG_INFO, json_pack("{s:s, s:s}", "worker_id", id, "version", POSTHORN_VERSION),
                "posthorn-worker started");
     pipeline *p = pipeline_start(id, d);
+    /* -- other worker services: start (add below) -- */
 
     int sig = 0;
     for (;;) {
@@ -65,6 +66,7 @@ int main(int argc, char **argv)
         break;
     }
     log_info("signal %d: stopping (grace %lld ms)", sig, (long long)cfg.shutdown_grace_ms);
+    /* -- other worker services: stop (add below) -- */
     pipeline_stop(p);
     pipeline_join(p);
 
