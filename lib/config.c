@@ -89,6 +89,16 @@ static const setting settings[] = {
      "How often an idle worker polls PostgreSQL when no Redis wake-up arrives."},
     {"POSTHORN_RETENTION", K_DURATION, O(retention_ms), "30d", 1 * SEC, 3650 * DAY, NULL,
      "How long message content, attachments and transcripts are kept (events are kept longer)."},
+    {"POSTHORN_EVENT_RETENTION", K_DURATION, O(event_retention_ms), "90d", 1 * SEC, 3650 * DAY, NULL,
+     "How long events are kept (their time partitions are dropped afterwards)."},
+    {"POSTHORN_WEBHOOK_RETRY_SCHEDULE", K_SCHEDULE, O(webhook_retry_ms), "5s,5m,30m,2h,5h,10h,14h,20h,24h", 1 * SEC, 7 * DAY, NULL,
+     "Delays between attempts of a failed webhook batch (the last one repeats), jittered; Retry-After is honoured."},
+    {"POSTHORN_WEBHOOK_DISABLE_AFTER", K_DURATION, O(webhook_disable_after_ms), "3d", 1 * SEC, 30 * DAY, NULL,
+     "A webhook failing without a success for this long is disabled."},
+    {"POSTHORN_WEBHOOK_TIMEOUT", K_DURATION, O(webhook_timeout_ms), "15s", 100, 60 * SEC, NULL,
+     "Time allowed for one webhook POST (connect to response)."},
+    {"POSTHORN_CSV_MAX", K_SIZE, O(csv_max), "524288000", 1024, 10737418240LL, NULL,
+     "Body cap in bytes of text/csv uploads (contacts, suppressions), streamed, never held whole."},
     {"POSTHORN_LOG_LEVEL", K_LOGLEVEL, O(log_level), "info", 0, 0, "debug|info|warn|error",
      "Lowest level logged (JSON lines on stderr)."},
     {"POSTHORN_HTTP_THREADS", K_INT, O(http_threads), "4", 1, 256, NULL,
@@ -278,12 +288,13 @@ static int load_one(const setting *s, const char *v, char *err, size_t errlen)
             while (*t == ' ') t++;
             if (count >= CONFIG_MAX_RETRIES || config_parse_duration(t, &ms) != 0 ||
                 ms < s->min || ms > s->max) { bad = 1; break; }
-            cfg.retry_schedule_ms[count++] = ms;
+            ((int64_t *)field(s))[count++] = ms;
         }
         free(copy);
         if (bad || count == 0)
             return fail(s, v, err, errlen, "invalid schedule (1 to 32 durations)");
-        cfg.retry_schedule_len = count;
+        /* a schedule field is int64_t[CONFIG_MAX_RETRIES] followed by its int length */
+        *(int *)((int64_t *)field(s) + CONFIG_MAX_RETRIES) = count;
         return 0;
     }
     case K_ENUM: case K_LOGLEVEL: {

@@ -39,11 +39,17 @@ typedef struct {
     int64_t smtp_data_block_timeout_ms;
     int64_t smtp_data_done_timeout_ms;
     int64_t max_queue_lifetime_ms;
-    int64_t retry_schedule_ms[CONFIG_MAX_RETRIES];
+    int64_t retry_schedule_ms[CONFIG_MAX_RETRIES];   /* schedules: the array, then its length */
     int     retry_schedule_len;
     int64_t lease_ms;
     int64_t poll_interval_ms;
     int64_t retention_ms;
+    int64_t event_retention_ms;
+    int64_t webhook_retry_ms[CONFIG_MAX_RETRIES];
+    int     webhook_retry_len;
+    int64_t webhook_disable_after_ms;
+    int64_t webhook_timeout_ms;
+    int64_t csv_max;
     int   log_level;                /* log_level */
     int   http_threads;
     int   http_max_connections;
