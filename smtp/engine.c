@@ -354,7 +354,9 @@ static void dest_throttle(dest *d)
     d->limit = l < 1 ? 1 : l;
 }
 
-static void dest_failed(smtp_engine *e, dest *d)
+/* A session failed. reached_none: no address of the destination got as far as a
+ * transaction (every MX host refused, was silent or failed EHLO/TLS). */
+static void dest_failed(smtp_engine *e, dest *d, int reached_none)
 {
     int64_t now = time_mono_ms();
     if (!d->first_fail_ms)
@@ -367,8 +369,9 @@ static void dest_failed(smtp_engine *e, dest *d)
                                        d->last_error),
                    "destination marked dead for %lld s", (long long)(d->pol.dead_for_ms / 1000));
     }
-    /* no session of this destination is doing better: what waits goes back to the queue */
-    if (d->active - d->connecting <= 0) {
+    /* nothing answered and no session of this destination is doing better: what waits
+     * goes back to the queue (a session that failed midway only costs a connection) */
+    if (reached_none && d->active - d->connecting <= 0) {
         char why[320];
         snprintf(why, sizeof why, "%s", d->last_error);
         finish_dest(e, d, ENGINE_DEFERRED, why);
@@ -919,11 +922,11 @@ static void conn_settle(conn *c)
     }
     if (c->dead) {
         dest *d = c->d;
-        int failed = c->failed_reported || !c->ready;
+        int failed = c->failed_reported || !c->ready, reached_none = !c->ready;
         smtp_engine *e = c->e;
         conn_free(c);
         if (failed)
-            dest_failed(e, d);
+            dest_failed(e, d, reached_none);
         return;
     }
     if (c->fd >= 0)
