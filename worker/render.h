@@ -17,6 +17,10 @@
  * List-Unsubscribe: <POSTHORN_PUBLIC_URL/u/TOKEN> (TOKEN_UNSUBSCRIBE, payload account id
  * "\n" delivery id) and List-Unsubscribe-Post per recipient: wjob.head holds that
  * recipient's signatures and header, the body stays shared (wmsg.mime from wjob.body_off).
+ * Tracked mail (messages.tracking opens/clicks, worker/track) with an html part is the
+ * exception: its html links and open pixel carry per-recipient tokens, so each recipient
+ * gets a whole message of its own in wjob.head (own body hash and signatures, empty shared
+ * body); its links are stored once per message (tracked_links) for the click redirect.
  * A message that cannot be rendered gives its jobs a `failed` outcome with
  * the reason; the database being down is "retry later", never a failure. */
 #ifndef POSTHORN_RENDER_H
