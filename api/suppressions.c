@@ -1,16 +1,27 @@
-/* api/suppressions.c - GET/POST /v1/suppressions, DELETE /v1/suppressions/{email}.
+/* api/suppressions.c - GET/POST /v1/suppressions, DELETE /v1/suppressions/{email},
+ * POST /v1/suppressions/import (text/csv) and GET /v1/suppressions/export (text/csv).
  * Entries are per stream (transactional, broadcast, or all); addresses are stored and
- * compared lower-cased, as every mailbox provider treats them. */
+ * compared lower-cased, as every mailbox provider treats them. Each entry carries its source:
+ * manual (API, import), bounce, unsubscribe or complaint.
+ *
+ * Import is parsed (lib/csv) while the body arrives and upserted in batches of IMPORT_BATCH
+ * rows, so memory stays flat up to cfg.csv_max (POSTHORN_CSV_MAX). Export is paged by keyset
+ * (EXPORT_PAGE rows per query) into a chunked response. Cells that a spreadsheet would run
+ * as a formula (starting with = + - @ TAB CR) are exported with a leading "'"; import takes
+ * that "'" off again, so an export imports back unchanged. */
 #include "api/cursor.h"
 #include "api/handlers.h"
 #include "api/query.h"
 #include "db/db.h"
 #include "lib/addr.h"
+#include "lib/config.h"
+#include "lib/csv.h"
 #include "lib/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define REASON_MAX 1000
 
@@ -165,4 +176,405 @@ enum MHD_Result h_suppressions_delete(http_req *r)
     if (n == 0)
         return http_problem(r, 404, NULL, "No suppression for this address.", NULL);
     return http_send_empty(r, 204);
+}
+
+/* ---- POST /v1/suppressions/import ------------------------------------------------------ */
+
+#define IMPORT_BATCH     1000      /* rows per upsert statement */
+#define REJECT_LIST_MAX  1000      /* rejections listed; all are counted */
+#define CSV_FIELD_MAX    65536
+#define CSV_FIELDS_MAX   64
+#define CSV_LINE_MAX     (128 * 1024)
+#define DISCARD_MAX      (1LL << 20)   /* bytes read on after a stop before closing */
+
+typedef struct {
+    char        account_id[40];
+    csv_parser *csv;
+    int         header_done;
+    long        email_col, stream_col, reason_col;
+    size_t      ncols;
+    json_t     *batch;             /* [{i, email, stream, reason}] not yet upserted */
+    long long   inserted, updated, rejected_count, rows;
+    json_t     *rejected;          /* [{row, reason}] */
+    db_status   dbst;
+    int         fatal;             /* 422: no usable header; nothing stored */
+    char        fatal_msg[200];
+    long long   bytes;
+    int         over_cap;
+} supp_import;
+
+static void supp_import_free(void *p)
+{
+    supp_import *c = p;
+    if (!c)
+        return;
+    csv_free(c->csv);
+    json_decref(c->batch);
+    json_decref(c->rejected);
+    free(c);
+}
+
+static void reject_row(supp_import *c, size_t row, const char *reason)
+{
+    c->rejected_count++;
+    if (json_array_size(c->rejected) >= REJECT_LIST_MAX)
+        return;
+    json_array_append_new(c->rejected, json_pack("{s:I, s:s}", "row", (json_int_t)row, "reason",
+                                                 reason));
+}
+
+static void flush_batch(supp_import *c)
+{
+    if (c->dbst != DB_OK || json_array_size(c->batch) == 0)
+        return;
+    char *js = json_dumps(c->batch, JSON_COMPACT);
+    const char *params[] = {c->account_id, js};
+    PGresult *res;
+    c->dbst = db_exec(db_thread(), ST_SUPP_IMPORT, params, &res);
+    free(js);
+    json_array_clear(c->batch);
+    if (c->dbst != DB_OK)
+        return;
+    c->inserted += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    c->updated += strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+}
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n && (**s == ' ' || **s == '\t')) { (*s)++; (*n)--; }
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
+}
+
+static int header_row(supp_import *c, const char *const *f, const size_t *lens, size_t n,
+                      const char *error)
+{
+    c->header_done = 1;
+    if (error) {
+        snprintf(c->fatal_msg, sizeof c->fatal_msg,
+                 "The CSV header row is not valid (%s); nothing was stored.", error);
+        c->fatal = 1;
+        return 1;
+    }
+    c->ncols = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = f[i];
+        size_t l = lens[i];
+        trim(&s, &l);
+        long *col = l == 5 && strncasecmp(s, "email", 5) == 0    ? &c->email_col
+                    : l == 6 && strncasecmp(s, "stream", 6) == 0 ? &c->stream_col
+                    : l == 6 && strncasecmp(s, "reason", 6) == 0 ? &c->reason_col
+                                                                 : NULL;
+        if (!col)
+            continue;   /* other columns (source, created_at of an export) are ignored */
+        if (*col >= 0) {
+            snprintf(c->fatal_msg, sizeof c->fatal_msg,
+                     "The CSV header names the column \"%.*s\" twice; nothing was stored.",
+                     (int)l, s);
+            c->fatal = 1;
+            return 1;
+        }
+        *col = (long)i;
+    }
+    if (c->email_col < 0) {
+        snprintf(c->fatal_msg, sizeof c->fatal_msg,
+                 "The CSV header row has no \"email\" column; nothing was stored.");
+        c->fatal = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int import_row(void *ctx, size_t row_no, const char *const *f, const size_t *lens,
+                      size_t n, const char *error)
+{
+    supp_import *c = ctx;
+    if (!c->header_done)
+        return header_row(c, f, lens, n, error);
+    c->rows++;
+    if (error) {
+        reject_row(c, row_no, error);
+        return 0;
+    }
+    const char *email = (size_t)c->email_col < n ? f[c->email_col] : "";
+    size_t el = (size_t)c->email_col < n ? lens[c->email_col] : 0;
+    trim(&email, &el);
+    csv_unneutralize(&email, &el);
+    if (el == 0) {
+        reject_row(c, row_no, "email is empty");
+        return 0;
+    }
+    char addr[ADDR_MAX + 1];
+    const char *why = addr_normalize(email, el, addr);
+    if (why) {
+        char reason[300];
+        snprintf(reason, sizeof reason, "email is not a valid address: %s", why);
+        reject_row(c, row_no, reason);
+        return 0;
+    }
+    addr_lower_ascii(addr);
+
+    const char *stream = "all";
+    if (c->stream_col >= 0 && (size_t)c->stream_col < n) {
+        const char *st = f[c->stream_col];
+        size_t sl = lens[c->stream_col];
+        trim(&st, &sl);
+        if (sl == 13 && strncasecmp(st, "transactional", 13) == 0)
+            stream = "transactional";
+        else if (sl == 9 && strncasecmp(st, "broadcast", 9) == 0)
+            stream = "broadcast";
+        else if (sl != 0 && !(sl == 3 && strncasecmp(st, "all", 3) == 0)) {
+            reject_row(c, row_no, "stream must be transactional, broadcast or all");
+            return 0;
+        }
+    }
+    json_t *reason = json_null();
+    if (c->reason_col >= 0 && (size_t)c->reason_col < n) {
+        const char *re = f[c->reason_col];
+        size_t rl = lens[c->reason_col];
+        trim(&re, &rl);
+        csv_unneutralize(&re, &rl);
+        if (rl > REASON_MAX) {
+            reject_row(c, row_no, "reason is longer than 1000 bytes");
+            return 0;
+        }
+        if (has_controls(re, rl)) {
+            reject_row(c, row_no, "reason must not contain control characters (CR, LF, NUL, ...)");
+            return 0;
+        }
+        if (rl)
+            reason = json_stringn(re, rl);
+    }
+    json_array_append_new(c->batch, json_pack("{s:I, s:s, s:s, s:o}", "i", (json_int_t)row_no,
+                                              "email", addr, "stream", stream, "reason", reason));
+    if (json_array_size(c->batch) >= IMPORT_BATCH)
+        flush_batch(c);
+    return c->dbst == DB_OK ? 0 : 1;
+}
+
+static enum MHD_Result import_chunk(http_req *r, const char *data, size_t len)
+{
+    supp_import *c = r->ctx;
+    c->bytes += (long long)len;
+    if (c->fatal || c->over_cap || c->dbst != DB_OK)
+        return c->bytes > cfg.csv_max + DISCARD_MAX ? MHD_NO : MHD_YES;
+    if (c->bytes > cfg.csv_max) {
+        /* only a chunked body gets here (a long Content-Length is refused up front): the
+         * rows wholly before the cap are stored, the rest is not read */
+        size_t keep = len - (size_t)(c->bytes - cfg.csv_max);
+        if (keep)
+            csv_feed(c->csv, data, keep, import_row, c);
+        c->over_cap = 1;
+        return MHD_YES;
+    }
+    csv_feed(c->csv, data, len, import_row, c);
+    return MHD_YES;
+}
+
+static int is_csv(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "text/csv", 8) != 0)
+        return 0;
+    return ct[8] == '\0' || ct[8] == ';' || ct[8] == ' ';
+}
+
+static enum MHD_Result import_answer(http_req *r, supp_import *c)
+{
+    if (c->fatal) {
+        json_t *errors = json_array();
+        http_field_error(errors, "body", "%s", c->fatal_msg);
+        return http_problem(r, 422, NULL, c->fatal_msg, errors);
+    }
+    json_t *out = json_pack("{s:I, s:I, s:O, s:I}", "inserted", (json_int_t)c->inserted,
+                            "updated", (json_int_t)c->updated, "rejected", c->rejected,
+                            "rejected_count", (json_int_t)c->rejected_count);
+    if (!c->over_cap && c->dbst == DB_OK)
+        return http_send_json(r, 200, out);
+    /* The problem says what was stored before it, with the same counts as a 200. */
+    unsigned status = c->over_cap ? 413 : c->dbst == DB_DOWN ? 503 : 500;
+    char detail[300];
+    if (c->over_cap)
+        snprintf(detail, sizeof detail, "The CSV body is larger than the limit of %lld bytes. "
+                 "The rows before the limit were stored; the rest was not read.",
+                 (long long)cfg.csv_max);
+    else
+        snprintf(detail, sizeof detail, "The database failed during the import; the rows "
+                 "counted here were stored. Retry the upload (it is an upsert).");
+    if (status == 503)
+        http_add_header(r, "Retry-After", "1");
+    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
+                          status == 413 ? "Content Too Large" : "Import interrupted", "status",
+                          (int)status, "detail", detail);
+    json_object_update(p, out);
+    json_decref(out);
+    char *js = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(p);
+    enum MHD_Result ret = http_send_bytes(r, status, "application/problem+json", js, strlen(js));
+    free(js);
+    return ret;
+}
+
+enum MHD_Result h_suppressions_import(http_req *r)
+{
+    if (r->streaming) {   /* before the body */
+        const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+        if (!is_csv(ct))
+            return http_problem(r, 415, NULL, "Send the suppressions as Content-Type: text/csv "
+                                              "(a header row with an email column).", NULL);
+        const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (*end || end == cl || n > (unsigned long long)cfg.csv_max) {
+                char detail[160];
+                snprintf(detail, sizeof detail, "The CSV body is larger than the limit of %lld "
+                         "bytes; nothing was stored.", (long long)cfg.csv_max);
+                return http_problem(r, 413, NULL, detail, NULL);
+            }
+        }
+        supp_import *c = xcalloc(1, sizeof *c);
+        snprintf(c->account_id, sizeof c->account_id, "%s", r->auth.account_id);
+        c->csv = csv_new(CSV_FIELD_MAX, CSV_FIELDS_MAX, CSV_LINE_MAX);
+        c->email_col = c->stream_col = c->reason_col = -1;
+        c->batch = json_array();
+        c->rejected = json_array();
+        c->dbst = DB_OK;
+        r->ctx = c;
+        r->ctx_free = supp_import_free;
+        r->on_chunk = import_chunk;
+        return MHD_YES;
+    }
+    supp_import *c = r->ctx;
+    if (!c)
+        return http_problem(r, 500, NULL, "Internal error.", NULL);
+    if (!c->fatal && !c->over_cap && c->dbst == DB_OK)
+        csv_finish(c->csv, import_row, c);
+    if (!c->fatal && c->dbst == DB_OK)
+        flush_batch(c);
+    if (!c->header_done && !c->fatal) {
+        snprintf(c->fatal_msg, sizeof c->fatal_msg,
+                 "The CSV body is empty: it needs a header row with an email column.");
+        c->fatal = 1;
+    }
+    return import_answer(r, c);
+}
+
+/* ---- GET /v1/suppressions/export ------------------------------------------------------- */
+
+#define EXPORT_PAGE 1000
+
+typedef struct {
+    char   account_id[40];
+    char   stream[16];
+    char   after_stream[16];
+    char   after_email[ADDR_MAX + 1];
+    buf    out;            /* formatted, not yet handed out */
+    size_t off;
+    int    done;           /* no more pages */
+    int    failed;
+} supp_export;
+
+static void supp_export_free(void *p)
+{
+    supp_export *x = p;
+    if (!x)
+        return;
+    buf_free(&x->out);
+    free(x);
+}
+
+static int put_row(buf *b, const char *const *cells, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (i && buf_append(b, ",", 1) != 0)
+            return -1;
+        if (csv_put_cell(b, cells[i], strlen(cells[i]), CSV_NEUTRALIZE) != 0)
+            return -1;
+    }
+    return buf_append(b, "\r\n", 2);
+}
+
+/* Fills x->out with the next page; sets done after the last. */
+static int export_page(supp_export *x)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", EXPORT_PAGE);
+    const char *params[] = {x->account_id, x->stream, x->after_stream, x->after_email, lim};
+    PGresult *res;
+    db_status s = db_exec(db_thread(), ST_SUPP_EXPORT, params, &res);
+    if (s != DB_OK) {
+        log_warn("suppressions export: the database failed after %s/%s; the response is cut",
+                 x->after_stream, x->after_email);
+        return -1;
+    }
+    int n = PQntuples(res);
+    buf_reset(&x->out);
+    x->off = 0;
+    for (int i = 0; i < n; i++) {
+        const char *cells[] = {PQgetvalue(res, i, 1), PQgetvalue(res, i, 0), PQgetvalue(res, i, 2),
+                               PQgetvalue(res, i, 3), PQgetvalue(res, i, 4)};
+        if (put_row(&x->out, cells, 5) != 0)
+            die("suppressions export: a page does not fit its buffer");
+    }
+    if (n > 0) {
+        snprintf(x->after_stream, sizeof x->after_stream, "%s", PQgetvalue(res, n - 1, 0));
+        snprintf(x->after_email, sizeof x->after_email, "%s", PQgetvalue(res, n - 1, 1));
+    }
+    if (n < EXPORT_PAGE)
+        x->done = 1;
+    PQclear(res);
+    return 0;
+}
+
+static ssize_t export_read(void *ctx, uint64_t pos, char *dst, size_t max)
+{
+    supp_export *x = ctx;
+    while (x->off >= x->out.len) {
+        if (x->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (export_page(x) != 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = x->out.len - x->off;
+    if (n > max)
+        n = max;
+    memcpy(dst, x->out.data + x->off, n);
+    x->off += n;
+    return (ssize_t)n;
+}
+
+enum MHD_Result h_suppressions_export(http_req *r)
+{
+    int bad = 0;
+    const char *stream = http_query(r, "stream", &bad);
+    if (bad || (stream && !valid_stream(stream))) {
+        json_t *errors = json_array();
+        http_field_error(errors, "stream", "must be transactional, broadcast or all");
+        return http_problem(r, 422, NULL, "Invalid query parameters.", errors);
+    }
+    supp_export *x = xcalloc(1, sizeof *x);
+    snprintf(x->account_id, sizeof x->account_id, "%s", r->auth.account_id);
+    snprintf(x->stream, sizeof x->stream, "%s", stream ? stream : "");
+    /* a page: 1000 rows of at most ~2.3 KB each (address, reason, quoting) */
+    buf_init(&x->out, 4u << 20);
+    /* The first page is read now, so a database that is down answers 503, not a cut body. */
+    if (export_page(x) != 0) {
+        supp_export_free(x);
+        return db_failure(r, DB_DOWN);
+    }
+    /* the header row goes before the first page */
+    buf hdr;
+    buf_init(&hdr, 4u << 20);
+    if (buf_appendz(&hdr, "email,stream,reason,source,created_at\r\n") != 0 ||
+        buf_append(&hdr, x->out.data ? x->out.data : "", x->out.len) != 0)
+        die("suppressions export: a page does not fit its buffer");
+    buf_free(&x->out);
+    x->out = hdr;
+    x->off = 0;
+    http_add_header(r, "Content-Disposition", "attachment; filename=\"suppressions.csv\"");
+    return http_send_stream(r, 200, "text/csv; charset=utf-8", export_read, x, supp_export_free);
 }

@@ -1,0 +1,112 @@
+"""Retention, run by worker housekeeping (migration 0007):
+
+- POSTHORN_RETENTION: a message whose deliveries are all final loses its content, template
+  data, attachment bytes and SMTP transcripts once older than the retention; its metadata,
+  recipients, attempts and events stay, and GET /v1/messages/{id} still answers. A message
+  with a delivery still waiting keeps everything.
+- POSTHORN_EVENT_RETENTION: daily partitions of events are made ahead (tomorrow .. +7),
+  partitions wholly older than the retention are dropped, expired rows of the default
+  partition are deleted; /v1/stats keeps the counts of deleted events."""
+import datetime
+import json
+
+import sendlib as sl
+from harness.posthorn import wait_until
+
+
+def test_content_purged_after_retention(make_posthorn, pg):
+    ph = make_posthorn(env={"POSTHORN_RETENTION": "2s"})
+    ph.api_proc()
+    aid = ph.create_account("retention")
+    c = ph.client(ph.create_key(aid))
+    db = sl.Db(pg, ph)
+    m = sl.msg(to=["keep@ret.example"], tags=["t1"], metadata={"order": "A-1"},
+               attachments=[{"filename": "a.txt", "content_type": "text/plain",
+                             "content": sl.b64(b"secret attachment")}])
+    r = c.post("/v1/messages", json=m)
+    assert r.status_code == 202, r.text
+    done_id = r.json()["id"]
+    later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1))
+    r = c.post("/v1/messages", json=sl.msg(to=["later@ret.example"],
+                                           send_at=later.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    assert r.status_code == 202, r.text
+    waiting_id = r.json()["id"]
+
+    ph.worker_proc()
+    wait_until(lambda: c.get("/v1/messages/" + done_id).json()["recipients"][0]["status"] == "delivered",
+               timeout=60, what="delivered")
+    # an SMTP transcript as the relay/MX paths record it (file delivery keeps none)
+    db.sql("UPDATE delivery_attempts SET transcript = '220 hi' WHERE account_id = %s" % sl.lit(aid))
+    before = c.get("/v1/messages/" + done_id).json()
+    assert before["subject"] == "Hello {{name}}"
+
+    def purged():
+        return db.one("SELECT purged_at IS NOT NULL FROM messages WHERE id = %s" % sl.lit(done_id)) == "t"
+    wait_until(purged, timeout=60, what="the message purged")
+    content, data = db.rows("SELECT content, data FROM messages WHERE id = %s" % sl.lit(done_id))[0]
+    assert json.loads(content) == {"purged": True} and json.loads(data) == {}
+    assert db.one("SELECT count(*) FROM attachments WHERE message_id = %s AND content IS NOT NULL"
+                  % sl.lit(done_id)) == "0"
+    assert db.one("SELECT count(*) FROM attachments WHERE message_id = %s" % sl.lit(done_id)) == "1"
+    wait_until(lambda: db.one("SELECT count(*) FROM delivery_attempts WHERE account_id = %s"
+                              " AND transcript IS NOT NULL" % sl.lit(aid)) == "0",
+               timeout=30, what="transcripts purged")
+    # the message still answers: metadata, tags, recipients and events stay
+    after = c.get("/v1/messages/" + done_id)
+    assert after.status_code == 200, after.text
+    a = after.json()
+    assert a["subject"] is None
+    assert a["metadata"] == {"order": "A-1"} and a["tags"] == ["t1"]
+    assert a["recipients"][0]["status"] == "delivered"
+    assert [e["type"] for e in a["events"]] == [e["type"] for e in before["events"]]
+    # the scheduled one keeps everything
+    assert db.one("SELECT purged_at IS NULL AND content ? 'subject' FROM messages WHERE id = %s"
+                  % sl.lit(waiting_id)) == "t"
+    assert c.get("/v1/messages/" + waiting_id).json()["subject"] == "Hello {{name}}"
+
+
+def test_event_partitions_and_retention(make_posthorn, pg):
+    ph = make_posthorn(env={"POSTHORN_EVENT_RETENTION": "1d"})
+    ph.api_proc()
+    aid = ph.create_account("event-retention")
+    c = ph.client(ph.create_key(aid))
+    db = sl.Db(pg, ph)
+    a = sl.lit(aid)
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    yday = today - datetime.timedelta(days=1)
+    # an old daily partition with a row, yesterday's partition, and old rows in the default one
+    for d in (datetime.date(2020, 1, 1), yday):
+        name = "events_p" + d.strftime("%Y%m%d")
+        db.sql("CREATE TABLE %s (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
+               " ALTER TABLE events ATTACH PARTITION %s FOR VALUES FROM ('%s 00:00+00') TO ('%s 00:00+00')"
+               % (name, name, d.isoformat(), (d + datetime.timedelta(days=1)).isoformat()))
+    db.sql("INSERT INTO events (account_id, type, recipient, stream, created_at) VALUES"
+           " (%s, 'delivered', 'x@old.example', 'transactional', '2020-01-01 12:00+00'),"
+           " (%s, 'delivered', 'y@old.example', 'transactional', now() - interval '3 days'),"
+           " (%s, 'opened', 'y@old.example', 'transactional', now() - interval '3 days'),"
+           " (%s, 'delivered', 'z@new.example', 'transactional', '%s 23:00+00'),"
+           " (%s, 'queued', 'n@new.example', 'transactional', now())" % (a, a, a, a, yday.isoformat(), a))
+    assert db.one("SELECT count(*) FROM events_default WHERE account_id = %s" % a) == "3"
+
+    ph.worker_proc()
+    ahead = {"events_p" + (today + datetime.timedelta(days=i)).strftime("%Y%m%d") for i in range(1, 8)}
+
+    def parts():
+        return set(db.sql("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                          " WHERE i.inhparent = 'events'::regclass").split())
+    wait_until(lambda: ahead <= parts() and "events_p20200101" not in parts(), timeout=60,
+               what="partitions made ahead and the old one dropped")
+    assert "events_p" + yday.strftime("%Y%m%d") in parts()      # not wholly past the retention
+    wait_until(lambda: db.one("SELECT count(*) FROM events WHERE account_id = %s" % a) == "2",
+               timeout=30, what="expired default-partition rows deleted")
+    assert sorted(db.sql("SELECT recipient FROM events WHERE account_id = %s" % a).split()) == \
+        ["n@new.example", "z@new.example"]
+    # new events go to today's row in the default partition or to the daily partitions
+    r = c.post("/v1/messages", json=sl.msg(to=["p@new.example"]))
+    assert r.status_code == 202
+    # the counts of deleted events stay
+    r = c.get("/v1/stats", params={"since": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z"})
+    assert r.status_code == 200 and r.json()["data"][0]["counts"]["delivered"] == 1
+    three = (today - datetime.timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z")
+    r = c.get("/v1/stats", params={"since": three, "interval": "day"})
+    assert r.json()["data"][0]["counts"]["opened"] == 1
