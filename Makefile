@@ -27,9 +27,10 @@ LDLIBS  += $(PKG_LIBS) -lm
 LIB_SRC    := $(wildcard lib/*.c)
 DB_SRC     := $(wildcard db/*.c)
 SMTP_SRC   := $(wildcard smtp/*.c)
+NET_SRC    := $(wildcard net/*.c)
 API_SRC    := $(filter-out api/main.c,$(wildcard api/*.c))
 WORKER_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
-CORE_SRC   := $(LIB_SRC) $(DB_SRC) $(SMTP_SRC) $(BUILD)/gen/embedded.c
+CORE_SRC   := $(LIB_SRC) $(DB_SRC) $(SMTP_SRC) $(NET_SRC) $(BUILD)/gen/embedded.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 
@@ -115,7 +116,7 @@ FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -std=c17 -D_GNU_SOURCE $(filter-o
                 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
-FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(LIB_SRC) $(DB_SRC) $(SMTP_SRC) $(API_SRC)) \
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(LIB_SRC) $(DB_SRC) $(SMTP_SRC) $(NET_SRC) $(API_SRC)) \
                 $(FUZZ_DIR)/gen/embedded.o
 $(FUZZ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)

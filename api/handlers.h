@@ -34,9 +34,39 @@ enum MHD_Result h_destination_pause(http_req *r);
 enum MHD_Result h_destination_resume(http_req *r);
 enum MHD_Result h_destination_retry(http_req *r);
 /* -- webhooks (add below) -- */
+enum MHD_Result h_webhooks_list(http_req *r);
+enum MHD_Result h_webhooks_create(http_req *r);
+enum MHD_Result h_webhook_get(http_req *r);
+enum MHD_Result h_webhook_update(http_req *r);
+enum MHD_Result h_webhook_delete(http_req *r);
+enum MHD_Result h_webhook_test(http_req *r);
+enum MHD_Result h_webhook_deliveries(http_req *r);
+enum MHD_Result h_webhook_replay(http_req *r);
 /* -- tracking and unsubscribe (add below) -- */
+enum MHD_Result h_track_open(http_req *r);
+enum MHD_Result h_track_click(http_req *r);
+enum MHD_Result h_unsubscribe_page(http_req *r);
+enum MHD_Result h_unsubscribe_post(http_req *r);
 /* -- stats, suppression CSV (add below) -- */
+enum MHD_Result h_stats(http_req *r);
+enum MHD_Result h_suppressions_import(http_req *r);
+enum MHD_Result h_suppressions_export(http_req *r);
 /* -- lists, contacts, campaigns (add below) -- */
+enum MHD_Result h_lists_create(http_req *r);
+enum MHD_Result h_lists_list(http_req *r);
+enum MHD_Result h_list_get(http_req *r);
+enum MHD_Result h_list_delete(http_req *r);
+enum MHD_Result h_contacts_upload(http_req *r);
+enum MHD_Result h_contacts_list(http_req *r);
+enum MHD_Result h_contact_get(http_req *r);
+enum MHD_Result h_contact_delete(http_req *r);
+enum MHD_Result h_campaigns_create(http_req *r);
+enum MHD_Result h_campaigns_list(http_req *r);
+enum MHD_Result h_campaign_get(http_req *r);
+enum MHD_Result h_campaign_send(http_req *r);
+enum MHD_Result h_campaign_pause(http_req *r);
+enum MHD_Result h_campaign_resume(http_req *r);
+enum MHD_Result h_campaign_cancel(http_req *r);
 
 /* Shared by list handlers: parses ?limit= (1..1000, default 50) and ?cursor= (bound to
  * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */

@@ -15,7 +15,8 @@
 #define HTTP_HEADERS_MAX  16384
 #define HTTP_MAX_PARAMS   4
 
-typedef enum { BODY_NONE, BODY_JSON } body_kind;
+/* BODY_STREAM: the handler takes the body in pieces (see http_req.on_chunk). */
+typedef enum { BODY_NONE, BODY_JSON, BODY_STREAM } body_kind;
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*http_handler)(http_req *r);
@@ -69,6 +70,14 @@ struct http_req {
     void       *ctx;
     enum MHD_Result (*resume)(http_req *r);
     void      (*ctx_free)(void *ctx);
+    /* BODY_STREAM routes: the handler is first called before any body byte is read, with
+     * streaming set. It may answer at once; or set on_chunk, which then gets the body piece
+     * by piece as it arrives (never answering: over a cap it notes so and drops the rest;
+     * MHD_NO closes the connection), after which the handler is called again (streaming 0,
+     * on_chunk set) and answers; or set neither, and the body is buffered as for BODY_JSON
+     * (up to the route's body_max, no content-type check) before the second call. */
+    int         streaming;
+    enum MHD_Result (*on_chunk)(http_req *r, const char *data, size_t len);
 };
 
 /* Responses. Each adds X-Request-Id (and RateLimit-* when set) and records the status. */
@@ -76,6 +85,12 @@ enum MHD_Result http_send_json(http_req *r, unsigned status, json_t *body);   /*
 enum MHD_Result http_send_bytes(http_req *r, unsigned status, const char *content_type,
                                 const void *data, size_t len);
 enum MHD_Result http_send_empty(http_req *r, unsigned status);
+/* A streamed body of unknown length (chunked): libmicrohttpd calls reader for up to max
+ * bytes at a time (MHD_ContentReaderCallback: bytes written, MHD_CONTENT_READER_END_OF_STREAM
+ * or MHD_CONTENT_READER_END_WITH_ERROR), then ctx_free(ctx) once, whatever happened. */
+typedef ssize_t (*http_reader)(void *ctx, uint64_t pos, char *out, size_t max);
+enum MHD_Result http_send_stream(http_req *r, unsigned status, const char *content_type,
+                                 http_reader reader, void *ctx, void (*ctx_free)(void *));
 /* application/problem+json; errors (stolen, may be NULL) is an array of {field,message}. */
 enum MHD_Result http_problem(http_req *r, unsigned status, const char *title,
                              const char *detail, json_t *errors);

@@ -932,6 +932,9 @@ static json_t *load_message(const char *account_id, const char *id, db_status *s
                           "send_at", *PQgetvalue(res, 0, 11) ? json_string(PQgetvalue(res, 0, 11))
                                                                : json_null(),
                           "created_at", PQgetvalue(res, 0, 12));
+    json_object_set_new(m, "purged_at", *PQgetvalue(res, 0, 14)
+                                            ? json_string(PQgetvalue(res, 0, 14))
+                                            : json_null());
     PQclear(res);
 
     if ((*st = db_exec(c, ST_MSG_RECIPIENTS, params, &res)) != DB_OK) {

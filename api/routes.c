@@ -33,8 +33,39 @@ const route routes[] = {
     {"POST",   "/v1/destinations/{name}/resume", SCOPE_OPERATOR, BODY_NONE, 0, h_destination_resume, "destinations.resume"},
     {"POST",   "/v1/destinations/{name}/retry",  SCOPE_OPERATOR, BODY_NONE, 0, h_destination_retry,  "destinations.retry"},
     /* -- webhooks (add below) -- */
+    {"GET",    "/v1/webhooks",              SCOPE_READ,     BODY_NONE, 0,     h_webhooks_list,       "webhooks.list"},
+    {"POST",   "/v1/webhooks",              SCOPE_ADMIN,    BODY_JSON, 65536, h_webhooks_create,     "webhooks.create"},
+    {"GET",    "/v1/webhooks/{id}",         SCOPE_READ,     BODY_NONE, 0,     h_webhook_get,         "webhooks.get"},
+    {"PATCH",  "/v1/webhooks/{id}",         SCOPE_ADMIN,    BODY_JSON, 65536, h_webhook_update,      "webhooks.update"},
+    {"DELETE", "/v1/webhooks/{id}",         SCOPE_ADMIN,    BODY_NONE, 0,     h_webhook_delete,      "webhooks.delete"},
+    {"POST",   "/v1/webhooks/{id}/test",    SCOPE_ADMIN,    BODY_NONE, 0,     h_webhook_test,        "webhooks.test"},
+    {"GET",    "/v1/webhooks/{id}/deliveries", SCOPE_READ,  BODY_NONE, 0,     h_webhook_deliveries,  "webhooks.deliveries"},
+    {"POST",   "/v1/webhooks/{id}/replay",  SCOPE_ADMIN,    BODY_JSON, 65536, h_webhook_replay,      "webhooks.replay"},
     /* -- tracking and unsubscribe (add below) -- */
+    {"GET",    "/t/o/{token}",              SCOPE_PUBLIC,   BODY_NONE, 0,     h_track_open,          "track.open"},
+    {"GET",    "/t/c/{token}",              SCOPE_PUBLIC,   BODY_NONE, 0,     h_track_click,         "track.click"},
+    {"GET",    "/u/{token}",                SCOPE_PUBLIC,   BODY_NONE, 0,     h_unsubscribe_page,    "unsubscribe.page"},
+    {"POST",   "/u/{token}",                SCOPE_PUBLIC,   BODY_NONE, 0,     h_unsubscribe_post,    "unsubscribe.post"},
     /* -- stats, suppression CSV (add below) -- */
+    {"GET",    "/v1/stats",                 SCOPE_READ,     BODY_NONE, 0,     h_stats,               "stats"},
+    {"POST",   "/v1/suppressions/import",   SCOPE_ADMIN,    BODY_STREAM, 0,   h_suppressions_import, "suppressions.import"},
+    {"GET",    "/v1/suppressions/export",   SCOPE_READ,     BODY_NONE, 0,     h_suppressions_export, "suppressions.export"},
     /* -- lists, contacts, campaigns (add below) -- */
+    {"POST",   "/v1/lists",                 SCOPE_ADMIN,    BODY_JSON, 65536, h_lists_create,        "lists.create"},
+    {"GET",    "/v1/lists",                 SCOPE_READ,     BODY_NONE, 0,     h_lists_list,          "lists.list"},
+    {"GET",    "/v1/lists/{id}",            SCOPE_READ,     BODY_NONE, 0,     h_list_get,            "lists.get"},
+    {"DELETE", "/v1/lists/{id}",            SCOPE_ADMIN,    BODY_NONE, 0,     h_list_delete,         "lists.delete"},
+    /* JSON (buffered, up to 32 MB) or text/csv (streamed, cfg.csv_max): see api/lists.c */
+    {"POST",   "/v1/lists/{id}/contacts",   SCOPE_ADMIN,    BODY_STREAM, 32L << 20, h_contacts_upload, "contacts.upload"},
+    {"GET",    "/v1/lists/{id}/contacts",   SCOPE_READ,     BODY_NONE, 0,     h_contacts_list,       "contacts.list"},
+    {"GET",    "/v1/lists/{id}/contacts/{email}", SCOPE_READ, BODY_NONE, 0,   h_contact_get,         "contacts.get"},
+    {"DELETE", "/v1/lists/{id}/contacts/{email}", SCOPE_ADMIN, BODY_NONE, 0,  h_contact_delete,      "contacts.delete"},
+    {"POST",   "/v1/campaigns",             SCOPE_ADMIN,    BODY_JSON, 40L << 20, h_campaigns_create, "campaigns.create"},
+    {"GET",    "/v1/campaigns",             SCOPE_READ,     BODY_NONE, 0,     h_campaigns_list,      "campaigns.list"},
+    {"GET",    "/v1/campaigns/{id}",        SCOPE_READ,     BODY_NONE, 0,     h_campaign_get,        "campaigns.get"},
+    {"POST",   "/v1/campaigns/{id}/send",   SCOPE_ADMIN,    BODY_NONE, 0,     h_campaign_send,       "campaigns.send"},
+    {"POST",   "/v1/campaigns/{id}/pause",  SCOPE_ADMIN,    BODY_NONE, 0,     h_campaign_pause,      "campaigns.pause"},
+    {"POST",   "/v1/campaigns/{id}/resume", SCOPE_ADMIN,    BODY_NONE, 0,     h_campaign_resume,     "campaigns.resume"},
+    {"POST",   "/v1/campaigns/{id}/cancel", SCOPE_ADMIN,    BODY_NONE, 0,     h_campaign_cancel,     "campaigns.cancel"},
 };
 const int route_count = (int)(sizeof routes / sizeof routes[0]);

@@ -76,6 +76,9 @@ void http_add_header(http_req *r, const char *name, const char *value)
     r->nxh++;
 }
 
+static enum MHD_Result queue_resp(http_req *r, unsigned status, const char *ctype,
+                                  struct MHD_Response *resp);
+
 static enum MHD_Result respond(http_req *r, unsigned status, const char *ctype, const void *data,
                                size_t len)
 {
@@ -85,6 +88,25 @@ static enum MHD_Result respond(http_req *r, unsigned status, const char *ctype, 
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         die("out of memory building a response");
+    return queue_resp(r, status, ctype, resp);
+}
+
+enum MHD_Result http_send_stream(http_req *r, unsigned status, const char *content_type,
+                                 http_reader reader, void *ctx, void (*ctx_free)(void *))
+{
+    if (r->responded)
+        die("second response for request %s", r->request_id);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, reader, ctx, ctx_free);
+    if (!resp)
+        die("out of memory building a response");
+    return queue_resp(r, status, content_type, resp);
+}
+
+/* Adds the common headers to resp, queues it and records the status. */
+static enum MHD_Result queue_resp(http_req *r, unsigned status, const char *ctype,
+                                  struct MHD_Response *resp)
+{
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
@@ -395,6 +417,13 @@ static enum MHD_Result begin(http_req *r)
     int64_t max = rt->body == BODY_NONE ? BODYLESS_MAX : rt->body_max ? rt->body_max : cfg.body_max;
     int has_body_method = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
                           strcmp(r->method, "PATCH") == 0;
+    if (rt->body == BODY_STREAM && has_body_method) {
+        r->streaming = 1;
+        ret = rt->handler(r);
+        r->streaming = 0;
+        if (r->responded || r->on_chunk)
+            return ret;
+    }
     if (rt->body == BODY_JSON && has_body_method) {
         const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
         if (!json_content_type(ct))
@@ -444,6 +473,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (r->responded) {
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (*upload_data_size && r->on_chunk) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return r->on_chunk(r, upload_data, n);
     }
     if (*upload_data_size) {
         if (buf_append(&r->body, upload_data, *upload_data_size) != 0) {

@@ -545,3 +545,65 @@ db_status queue_purge_transcripts(db_conn *c, int limit, int *n)
     PQclear(res);
     return DB_OK;
 }
+
+/* ---- stats counters, retention (migration 0007) ---- */
+
+db_status queue_stats_rollup(db_conn *c, int limit, int *n)
+{
+    if (n)
+        *n = 0;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[] = {lim};
+    PGresult *res;
+    db_status s = db_exec(c, ST_STATS_ROLLUP, p, &res);
+    if (s != DB_OK)
+        return s;
+    if (n && PQntuples(res) == 1)
+        *n = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return DB_OK;
+}
+
+db_status queue_purge_content(db_conn *c, int limit, int *n)
+{
+    if (n)
+        *n = 0;
+    char ret[32], lim[16];
+    snprintf(ret, sizeof ret, "%lld", (long long)cfg.retention_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[] = {ret, lim};
+    PGresult *res;
+    db_status s = db_exec(c, ST_RETENTION_MESSAGES, p, &res);
+    if (s != DB_OK)
+        return s;
+    if (n)
+        *n = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
+}
+
+db_status queue_events_maintain(db_conn *c, int limit, int *n)
+{
+    if (n)
+        *n = 0;
+    char ret[32], lim[16];
+    snprintf(ret, sizeof ret, "%lld", (long long)cfg.event_retention_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[] = {ret, lim};
+    PGresult *res;
+    db_status s = db_exec(c, ST_EVENTS_MAINTAIN, p, &res);
+    if (s != DB_OK)
+        return s;
+    if (PQntuples(res) == 1) {
+        int created = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        int dropped = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+        if (created || dropped)
+            log_info("events partitions: %d created ahead, %d dropped past the event retention",
+                     created, dropped);
+        if (n)
+            *n = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
+    }
+    PQclear(res);
+    return DB_OK;
+}

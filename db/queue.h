@@ -190,4 +190,14 @@ db_status queue_purge_transcripts(db_conn *c, int limit, int *n);
 
 /* The name of an outcome as a state and event type ("delivered", ...). */
 const char *queue_outcome_name(queue_outcome o);
+/* Stats and retention (migration 0007), each bounded by limit rows per call. */
+/* Folds pending stats counter rows into stats_hourly; *n rows folded (0 while another
+ * worker is folding). */
+db_status queue_stats_rollup(db_conn *c, int limit, int *n);
+/* Purges the content, template data and attachment bytes of messages older than
+ * cfg.retention_ms whose deliveries are all final (POSTHORN_RETENTION); *n messages. */
+db_status queue_purge_content(db_conn *c, int limit, int *n);
+/* Events partitions: creates the daily ones of the next 7 days, drops those wholly older
+ * than cfg.event_retention_ms, and deletes expired rows of the default partition (*n). */
+db_status queue_events_maintain(db_conn *c, int limit, int *n);
 #endif

@@ -99,6 +99,8 @@ static const setting settings[] = {
      "Time allowed for one webhook POST (connect to response)."},
     {"POSTHORN_CSV_MAX", K_SIZE, O(csv_max), "524288000", 1024, 10737418240LL, NULL,
      "Body cap in bytes of text/csv uploads (contacts, suppressions), streamed, never held whole."},
+    {"POSTHORN_CAMPAIGN_CHUNK", K_INT, O(campaign_chunk), "1000", 1, 100000, NULL,
+     "Contacts a worker expands into deliveries per campaign transaction."},
     {"POSTHORN_LOG_LEVEL", K_LOGLEVEL, O(log_level), "info", 0, 0, "debug|info|warn|error",
      "Lowest level logged (JSON lines on stderr)."},
     {"POSTHORN_HTTP_THREADS", K_INT, O(http_threads), "4", 1, 256, NULL,

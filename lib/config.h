@@ -50,6 +50,7 @@ typedef struct {
     int64_t webhook_disable_after_ms;
     int64_t webhook_timeout_ms;
     int64_t csv_max;
+    int     campaign_chunk;
     int   log_level;                /* log_level */
     int   http_threads;
     int   http_max_connections;

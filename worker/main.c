@@ -53,6 +53,16 @@ int main(int argc, char **argv)
                "posthorn-worker started");
     pipeline *p = pipeline_start(id, d);
     /* -- other worker services: start (add below) -- */
+    /* the campaign expander (worker/campaigns.h; declared here: this file's includes are shared) */
+    struct campaigns *campaigns_start(void);
+    void campaigns_stop(struct campaigns *c);
+    struct campaigns *camp = campaigns_start();
+    if (!camp)
+        log_error("cannot start the campaign expander");
+    /* the webhook dispatcher (worker/webhooks.h; declared here: this file's includes are shared) */
+    struct webhooks *webhooks_start(const char *worker_id);
+    void webhooks_stop(struct webhooks *w);
+    struct webhooks *wh = webhooks_start(id);
 
     int sig = 0;
     for (;;) {
@@ -67,6 +77,8 @@ int main(int argc, char **argv)
     }
     log_info("signal %d: stopping (grace %lld ms)", sig, (long long)cfg.shutdown_grace_ms);
     /* -- other worker services: stop (add below) -- */
+    campaigns_stop(camp);
+    webhooks_stop(wh);
     pipeline_stop(p);
     pipeline_join(p);
 

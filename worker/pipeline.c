@@ -428,6 +428,7 @@ static void *housekeeping_main(void *arg)
             n = hk_run(p, db, queue_expire);
             if (n > 0)
                 log_info("%d deliveries expired (not delivered within their queue lifetime)", n);
+            hk_run(p, db, queue_stats_rollup);
             if (p->dlv->ops->housekeep)
                 p->dlv->ops->housekeep(p->dlv, db, p->id);
             if (atomic_exchange(&p->reload, 0) && p->dlv->ops->reload)
@@ -440,6 +441,10 @@ static void *housekeeping_main(void *arg)
                 n = hk_run(p, db, queue_purge_transcripts);
                 if (n > 0)
                     log_debug("%d SMTP transcripts past the retention period purged", n);
+                n = hk_run(p, db, queue_purge_content);
+                if (n > 0)
+                    log_debug("%d messages past the retention period purged of content", n);
+                hk_run(p, db, queue_events_maintain);
                 next_purge = time_mono_ms() + PURGE_PERIOD_MS;
             }
         }

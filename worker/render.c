@@ -9,6 +9,8 @@
 #include "lib/mime.h"
 #include "lib/template.h"
 #include "lib/timeutil.h"
+#include "worker/track.h"
+#include "worker/campaigns.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,9 +333,14 @@ static int plain_host(const char *d)
     return 1;
 }
 
+/* Open and click tracking (see track_render below): when set, a message with an html part
+ * is built once per pending recipient into that job's head, and out stays empty. */
+typedef struct track_ctx track_ctx;
+static int track_render(track_ctx *tc, mime_message *mm, char *err, size_t errlen);
+
 /* Renders m, inline content or the stored version t (partials through pc). */
 static int render_with(const queue_message *m, const char *message_id, const tcache_tpl *t,
-                       partial_ctx *pc, buf *out, char *err, size_t errlen)
+                       partial_ctx *pc, track_ctx *tc, buf *out, char *err, size_t errlen)
 {
     int rc = -1;
     buf subj, text, html;
@@ -443,6 +450,10 @@ static int render_with(const queue_message *m, const char *message_id, const tca
     mm.date_unix = m->created_unix;
 
     char merr[256];
+    if (tc && mm.html) {
+        rc = track_render(tc, &mm, err, errlen);
+        goto out;
+    }
     if (mime_build(&mm, out, merr, sizeof merr) != 0) {
         snprintf(err, errlen, "mime: %s", merr);
         goto out;
@@ -463,7 +474,7 @@ out:
 int render_message(const queue_message *m, const char *message_id, buf *out, char *err,
                    size_t errlen)
 {
-    return render_with(m, message_id, NULL, NULL, out, err, errlen);
+    return render_with(m, message_id, NULL, NULL, NULL, out, err, errlen);
 }
 
 static void fail_jobs(wbatch *b, const wmsg *w, const char *reason)
@@ -772,21 +783,209 @@ static int add_unsubscribe(const char *account_id, const char *delivery_id, cons
     return 0;
 }
 
+/* ---- open and click tracking: the html, hence the message, per recipient ------------- */
+
+/* Tracked mail holds one whole message per recipient: past this many bytes for one message
+ * in one batch, its other recipients go back to the queue for a later batch (at least one
+ * is always rendered), so memory stays bounded like that of shared-body mail. */
+#define TRACK_BATCH_BYTES (64u * 1024 * 1024)
+
+struct track_ctx {
+    db_conn           *db;
+    wbatch            *b;
+    wmsg              *w;
+    render_give_up_fn  give_up;
+    void              *give_up_ctx;
+    int                clicks, opens;
+    int                done;       /* the pending jobs' heads hold their whole messages */
+    int                db_down;    /* gave up while the database was unavailable */
+};
+
+typedef struct {
+    const char *account_id;
+    const char *delivery_id;
+    const char *base;             /* POSTHORN_PUBLIC_URL without trailing '/' */
+    int         base_len;
+} track_tok;
+
+static int track_url(const track_tok *t, token_purpose p, const char *link_id, buf *out)
+{
+    char payload[2 * IDS_MAX + TRACK_LINK_ID_LEN + 3], tok[TOKEN_MAX_CHARS + 1];
+    int pn = link_id ? snprintf(payload, sizeof payload, "%s\n%s\n%s", t->account_id,
+                                t->delivery_id, link_id)
+                     : snprintf(payload, sizeof payload, "%s\n%s", t->account_id, t->delivery_id);
+    if (pn < 0 || (size_t)pn >= sizeof payload ||
+        token_make(p, payload, (size_t)pn, tok, sizeof tok) < 0)
+        return -1;
+    return buf_printf(out, "%.*s/t/%s/%s", t->base_len, t->base, link_id ? "c" : "o", tok);
+}
+
+static int track_link_url(void *ctx, const track_link *l, buf *out)
+{
+    return track_url(ctx, TOKEN_CLICK, l->id, out);
+}
+
+static int track_pixel_url(void *ctx, buf *out)
+{
+    return track_url(ctx, TOKEN_OPEN, NULL, out);
+}
+
+typedef struct {
+    const char *account_id;
+    const char *message_id;
+    const char *links;            /* [{id, url}] */
+} links_arg;
+
+static db_status store_links(db_conn *db, void *arg)
+{
+    links_arg *a = arg;
+    const char *p[] = {a->account_id, a->message_id, a->links};
+    return db_exec(db, ST_TRACK_LINKS_PUT, p, NULL);
+}
+
+/* Stores the message's tracked links (before any recipient can click them), then builds
+ * each pending recipient's message with its own tokens into its job's head (unsigned; the
+ * signatures come in finish_message). The text part keeps the original URLs. */
+static int track_render(track_ctx *tc, mime_message *mm, char *err, size_t errlen)
+{
+    const char *base = cfg.public_url ? cfg.public_url : "";
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    char skip[1100];
+    snprintf(skip, sizeof skip, "%.*s/u/", (int)(bl < 1024 ? bl : 1024), base);
+    track_plan plan;
+    track_plan_make(mm->html, mm->html_len, tc->clicks, tc->opens, skip, TRACK_MAX_LINKS, &plan);
+    if (plan.nlinks) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < plan.nlinks; i++)
+            json_array_append_new(arr, json_pack("{s:s, s:s}", "id", plan.links[i].id, "url",
+                                                 plan.links[i].url));
+        char *js = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        if (!js)
+            die("cannot serialise tracked links");
+        links_arg la = {tc->w->account_id, tc->w->message_id, js};
+        db_status s = with_retry(tc->db, store_links, &la, tc->b, tc->give_up, tc->give_up_ctx);
+        free(js);
+        if (s != DB_OK) {
+            if (s == DB_DOWN)
+                tc->db_down = 1;
+            snprintf(err, errlen, "could not store the tracked links: %s",
+                     s == DB_DOWN ? "database unavailable" : db_last_error(tc->db));
+            track_plan_free(&plan);
+            return -1;
+        }
+    }
+    const char *html = mm->html;
+    size_t html_len = mm->html_len;
+    size_t held = 0;
+    for (size_t i = 0; i < tc->b->njobs; i++) {
+        wjob *j = &tc->b->jobs[i];
+        if (j->msg != tc->w || j->state != JOB_PENDING)
+            continue;
+        if (held >= TRACK_BATCH_BYTES) {
+            j->state = JOB_RELEASE;     /* never tried: claimed again by a later batch */
+            continue;
+        }
+        track_tok tt = {tc->w->account_id, j->item.id, base, (int)bl};
+        track_urls u = {track_link_url, track_pixel_url, &tt};
+        buf h, msg;
+        buf_init(&h, RENDER_MAX);
+        buf_init(&msg, RENDER_MAX);
+        char merr[256], why[300];
+        const char *fail = NULL;
+        if (track_apply(&plan, html, html_len, &u, &h) != 0) {
+            fail = "the html part with tracking is too large";
+        } else {
+            mm->html = h.data ? h.data : "";
+            mm->html_len = h.len;
+            if (mime_build(mm, &msg, merr, sizeof merr) != 0) {
+                snprintf(why, sizeof why, "mime: %s", merr);
+                fail = why;
+            }
+        }
+        mm->html = html;
+        mm->html_len = html_len;
+        buf_free(&h);
+        if (fail) {
+            buf_free(&msg);
+            wjob_set(j, QUEUE_FAILED, 0, NULL, fail, NULL, NULL, json_pack("{s:s}", "reason", fail));
+            continue;
+        }
+        free(j->head);
+        j->head = buf_steal(&msg, &j->head_len);
+        j->body_off = 0;
+        held += j->head_len;
+    }
+    track_plan_free(&plan);
+    tc->done = 1;
+    return 0;
+}
+
+/* One recipient's tracked message (j->head, whole and unsigned) made ready in place: for
+ * broadcast mail its List-Unsubscribe, then its own body hash and signatures. */
+static int finish_tracked_job(wjob *j, const wmsg *w, const dcache_dom *d, int broadcast,
+                              long long now, char *err, size_t errlen)
+{
+    int sign = d && (d->rsa || d->ed);
+    if (!sign && !broadcast)
+        return 0;
+    if (errlen)
+        err[0] = '\0';
+    const char *msg = j->head;
+    size_t n = j->head_len;
+    uint8_t bh[DKIM_HASH_LEN];
+    if (sign)
+        dkim_body_hash(msg, n, bh);
+    buf full;
+    buf_init(&full, RENDER_MAX + 32768);
+    int rc;
+    if (broadcast) {
+        buf u;
+        buf_init(&u, RENDER_MAX);
+        size_t body_off = 0;
+        rc = add_unsubscribe(w->account_id, j->item.id, msg, n, &u, &body_off, err, errlen);
+        if (rc == 0)
+            rc = sign ? sign_into(d, u.data, u.len, bh, now, &full, err, errlen)
+                      : buf_append(&full, u.data, u.len);
+        if (rc == 0 && buf_append(&full, msg + body_off, n - body_off) != 0)
+            rc = -1;
+        if (rc != 0 && !*err)
+            snprintf(err, errlen, "the message is too large");
+        buf_free(&u);
+    } else {
+        rc = sign_into(d, msg, n, bh, now, &full, err, errlen);
+    }
+    if (rc != 0) {
+        buf_free(&full);
+        return -1;
+    }
+    free(j->head);
+    j->head = buf_steal(&full, &j->head_len);
+    j->body_off = 0;
+    return 0;
+}
+
 /* Gives the rendered message (out, taken over) to w and its pending jobs: DKIM signatures
  * when the From domain is one of the account's domains (body hash computed once), the VERP
  * envelope sender, and for broadcast mail each recipient's List-Unsubscribe (then the
  * message and its signatures are per recipient). */
 static void finish_message(wbatch *b, wmsg *w, const queue_message *m, const dcache_dom *d,
-                           buf *out)
+                           buf *out, int tracked)
 {
     char err[512];
     long long now = (long long)time(NULL);
     uint8_t bh[DKIM_HASH_LEN];
     int broadcast = m->stream && strcmp(m->stream, "broadcast") == 0;
     int sign = d && (d->rsa || d->ed);
-    if (sign)
+    if (sign && !tracked)
         dkim_body_hash(out->data, out->len, bh);
-    if (sign && !broadcast) {
+    if (tracked) {      /* every recipient's whole message is in its job's head */
+        buf_free(out);
+        w->mime = xstrdup("");
+        w->mime_len = 0;
+    } else if (sign && !broadcast) {
         buf s;
         buf_init(&s, RENDER_MAX + 16384);
         if (sign_into(d, out->data, out->len, bh, now, &s, err, sizeof err) != 0) {
@@ -815,6 +1014,12 @@ static void finish_message(wbatch *b, wmsg *w, const queue_message *m, const dca
             j->env_from = xcalloc(ln, 1);
             snprintf(j->env_from, ln, "%s@%s", local, d->rp_domain);
         }
+        if (tracked) {
+            if (j->head && finish_tracked_job(j, w, d, broadcast, now, err, sizeof err) != 0)
+                wjob_set(j, QUEUE_FAILED, 0, NULL, err, NULL, NULL,
+                         json_pack("{s:s}", "reason", err));
+            continue;
+        }
         if (!broadcast)
             continue;
         /* Only the header is per recipient; signing it needs no body (bh is given). */
@@ -840,7 +1045,104 @@ static void finish_message(wbatch *b, wmsg *w, const queue_message *m, const dca
     }
 }
 
+/* Campaign mail: the jobs of w that have their own data (deliveries.data, the contact's,
+ * laid over the message's data, the campaign's) are rendered one at a time, each whole
+ * message into its job's head as tracking does (tc->done), with the recipient as To when
+ * the message names none; finish_message then adds List-Unsubscribe and signs each. The
+ * content stays stored once; only the rendering is per recipient. */
+static int render_own(wbatch *b, wmsg *w, const queue_message *m, const tcache_tpl *t,
+                      partial_ctx *pc, track_ctx *tc, json_t **jdata)
+{
+    for (size_t i = 0; i < b->njobs; i++) {
+        wjob *j = &b->jobs[i];
+        if (j->msg != w || j->state != JOB_PENDING)
+            continue;
+        queue_message mm = *m;
+        json_t *data = json_is_object(m->data) ? json_copy(m->data) : json_object();
+        if (jdata[i])
+            json_object_update(data, jdata[i]);
+        json_t *to = NULL;
+        if (json_array_size(m->header_to) == 0 && json_array_size(m->header_cc) == 0) {
+            to = json_pack("[{s:s, s:o}]", "email", j->item.recipient, "name",
+                           j->item.recipient_name ? json_string(j->item.recipient_name)
+                                                  : json_null());
+            mm.header_to = to;
+        }
+        mm.data = data;
+        wbatch one = *b;
+        one.jobs = j;
+        one.njobs = 1;
+        track_ctx jtc = *tc;
+        jtc.b = &one;
+        buf own;
+        buf_init(&own, RENDER_MAX);
+        char err[512];
+        int rc = render_with(&mm, w->message_id, t, pc, tc->clicks || tc->opens ? &jtc : NULL,
+                             &own, err, sizeof err);
+        json_decref(data);
+        json_decref(to);
+        if (pc->db_down || jtc.db_down) {
+            buf_free(&own);
+            tc->db_down = 1;
+            return -1;
+        }
+        if (rc != 0) {
+            buf_free(&own);
+            wjob_set(j, QUEUE_FAILED, 0, NULL, err, NULL, NULL, json_pack("{s:s}", "reason", err));
+            continue;
+        }
+        if (!j->head) {
+            j->head = buf_steal(&own, &j->head_len);
+            j->body_off = 0;
+        } else {
+            buf_free(&own);
+        }
+    }
+    tc->done = 1;
+    return 0;
+}
+
+static int own_data(const wbatch *b, const wmsg *w, json_t **jdata)
+{
+    for (size_t i = 0; jdata && i < b->njobs; i++)
+        if (jdata[i] && b->jobs[i].msg == w)
+            return 1;
+    return 0;
+}
+
+typedef struct {
+    const wbatch *b;
+    json_t     ***out;
+} jdata_arg;
+
+static db_status load_jdata(db_conn *db, void *arg)
+{
+    jdata_arg *a = arg;
+    return campaigns_job_data(db, a->b, a->out);
+}
+
+static int render_batch_jobs(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx,
+                             json_t **jdata);
+
 int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
+{
+    json_t **jdata = NULL;
+    jdata_arg ja = {b, &jdata};
+    db_status js = with_retry(db, load_jdata, &ja, b, give_up, ctx);
+    if (js == DB_DOWN)
+        return -1;
+    if (js == DB_ERROR)   /* never render campaign mail without its recipient's data */
+        for (size_t i = 0; i < b->njobs; i++)
+            if (b->jobs[i].state == JOB_PENDING && strcmp(b->jobs[i].item.stream, "broadcast") == 0)
+                wjob_set(&b->jobs[i], QUEUE_FAILED, 0, NULL, "could not load the recipient's data",
+                         NULL, NULL, json_pack("{s:s}", "reason", "could not load the recipient's data"));
+    int rc = render_batch_jobs(db, b, give_up, ctx, jdata);
+    campaigns_job_data_free(jdata, b->njobs);
+    return rc;
+}
+
+static int render_batch_jobs(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx,
+                             json_t **jdata)
 {
     group(b);
     queue_message_req *reqs = xcalloc(b->nmsgs, sizeof *reqs);
@@ -929,8 +1231,13 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
         buf_init(&out, RENDER_MAX);
         char err[512];
         partial_ctx pc = {&cache, db, b, give_up, ctx, w->account_id, 0, 0, 0};
-        int rc = render_with(m, w->message_id, t, &pc, &out, err, sizeof err);
-        if (pc.db_down) {   /* gave up: this and the following messages stay pending */
+        track_ctx tc = {db, b, w, give_up, ctx, json_is_true(json_object_get(m->tracking, "clicks")),
+                        json_is_true(json_object_get(m->tracking, "opens")), 0, 0};
+        int rc = own_data(b, w, jdata)
+                     ? render_own(b, w, m, t, &pc, &tc, jdata)
+                     : render_with(m, w->message_id, t, &pc, tc.clicks || tc.opens ? &tc : NULL,
+                                   &out, err, sizeof err);
+        if (pc.db_down || tc.db_down) {   /* gave up: this and the following messages stay pending */
             buf_free(&out);
             for (size_t rest = k; rest < b->nmsgs; rest++)
                 queue_message_free(reqs[rest].msg);
@@ -966,7 +1273,7 @@ int render_batch(db_conn *db, wbatch *b, render_give_up_fn give_up, void *ctx)
                 buf_free(&out);
                 fail_jobs(b, w, d->error);
             } else {
-                finish_message(b, w, m, d && d->found ? d : NULL, &out);
+                finish_message(b, w, m, d && d->found ? d : NULL, &out, tc.done);
             }
         } else {
             buf_free(&out);
