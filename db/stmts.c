@@ -148,13 +148,14 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "      AND d.message_id = m.id AND d.recipient = $4))"
         " AND ($5 = '' OR EXISTS (SELECT 1 FROM deliveries d WHERE d.account_id = m.account_id"
         "      AND d.message_id = m.id AND d.state = $5))"
-        " AND ($6 = '' OR m.created_at >= $6::timestamptz)"
-        " AND ($7 = '' OR m.created_at < $7::timestamptz)"
+        " AND ($6 = '' OR m.created_at >= nullif($6, '')::timestamptz)"
+        " AND ($7 = '' OR m.created_at < nullif($7, '')::timestamptz)"
         " AND ($8 = '' OR (m.created_at, m.id) < (($8 || '+00')::timestamptz, $9))"
         " ORDER BY m.created_at DESC, m.id DESC LIMIT $10::int", 10, 1},
     [ST_EVENTS_LIST] = {
         /* Oldest first in (xid, id) order, only below the committed watermark (0003). $2/$3:
-         * the position after which to read ('' = from the start). */
+         * the position after which to read ('' = from the start). nullif: partition pruning
+         * evaluates the bounds even when the OR's left side is true. */
         "SELECT e.xid || '_' || e.id, e.type, " TS("e.created_at") ", e.message_id, e.delivery_id,"
         " e.recipient, e.stream, coalesce(array_to_json(m.tags), '[]'), coalesce(m.metadata, '{}'), e.data"
         " FROM events e LEFT JOIN messages m ON m.account_id = e.account_id AND m.id = e.message_id"
@@ -163,8 +164,8 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " AND ($4 = '' OR e.type = $4)"
         " AND ($5 = '' OR e.message_id = $5)"
         " AND ($6 = '' OR e.recipient = $6)"
-        " AND ($7 = '' OR e.created_at >= $7::timestamptz)"
-        " AND ($8 = '' OR e.created_at < $8::timestamptz)"
+        " AND ($7 = '' OR e.created_at >= nullif($7, '')::timestamptz)"
+        " AND ($8 = '' OR e.created_at < nullif($8, '')::timestamptz)"
         " ORDER BY e.xid, e.id LIMIT $9::int", 9, 1},
     /* Templates: every statement filters on the account ($1) and skips deleted ones. */
     [ST_TPL_INSERT] = {
@@ -324,7 +325,10 @@ const db_stmt_def db_stmts[ST_COUNT] = {
          * transaction). The event type is the new state; data gains the attempt number.
          * Every recorded outcome gets a delivery_attempts row unless its message is a
          * sandbox one; destination keeps the last known one when an outcome has none. The
-         * command count (the events inserted) is the number of rows recorded. */
+         * command count (the events inserted) is the number of rows recorded.
+         * `d.state || ''` (here, in release and postpone): the partial index deliveries_lease
+         * must not match, or after an ANALYZE of a drained queue the planner scans every row
+         * leased to this worker once per reported row (found by bench deliver). */
         "WITH r AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text,"
         "   attempt int, state text, delay_ms bigint, code int, enhanced text, response text,"
         "   mx text, tls text, ip text, duration_ms int, transcript text, destination text,"
@@ -337,7 +341,7 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "     ELSE d.next_attempt_at END,"
         "   last_code = r.code, last_enhanced = r.enhanced, last_response = r.response,"
         "   last_mx = r.mx, last_tls = r.tls, destination = coalesce(r.destination, d.destination)"
-        "   FROM r WHERE d.account_id = r.account_id AND d.id = r.id AND d.state = 'sending'"
+        "   FROM r WHERE d.account_id = r.account_id AND d.id = r.id AND d.state || '' = 'sending'"
         "   AND d.lease_owner = $1 AND d.attempts = r.attempt"
         "   RETURNING d.account_id, d.id, d.message_id, d.recipient, d.stream, d.attempts,"
         "   r.state, r.data, r.code, r.enhanced, r.response, r.mx, r.ip, r.tls, r.duration_ms,"
@@ -365,7 +369,7 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "UPDATE deliveries d SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,"
         " attempts = greatest(d.attempts - 1, 0), updated_at = now()"
         " FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text, attempt int)"
-        " WHERE d.account_id = r.account_id AND d.id = r.id AND d.state = 'sending'"
+        " WHERE d.account_id = r.account_id AND d.id = r.id AND d.state || '' = 'sending'"
         " AND d.lease_owner = $1 AND d.attempts = r.attempt", 2, 1},
     [ST_QUEUE_SWEEP] = {
         /* $1 limit: rows whose lease ran out (their worker died or stalled) are due again;
@@ -410,7 +414,7 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " destination = coalesce(r.destination, d.destination), updated_at = now()"
         " FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text, attempt int,"
         "   destination text)"
-        " WHERE d.account_id = r.account_id AND d.id = r.id AND d.state = 'sending'"
+        " WHERE d.account_id = r.account_id AND d.id = r.id AND d.state || '' = 'sending'"
         " AND d.lease_owner = $1 AND d.attempts = r.attempt", 3, 1},
     [ST_DEST_PUBLISH] = {
         /* $1 worker, $2 [{name, queued, active, state, last_error}]: the worker's rows become

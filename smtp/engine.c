@@ -1455,8 +1455,9 @@ smtp_engine *engine_start(engine_mode mode, const engine_events *ev, void *ctx, 
     atomic_init(&e->draining, 0);
     atomic_init(&e->stop_now, 0);
     atomic_init(&e->reload, 0);
-    size_t bound = (size_t)cfg.smtp_max_sessions * 10;
-    e->bound = bound < 2000 ? 2000 : bound;
+    /* claimed rows waiting here hold leases: enough to keep every session busy, no more */
+    size_t bound = (size_t)cfg.smtp_max_sessions * 2;
+    e->bound = bound < 1000 ? 1000 : bound;
     snprintf(e->policy_path, sizeof e->policy_path, "%s", cfg.destination_policy);
     e->policy = policy_load(cfg.destination_policy, err, errlen);
     if (!e->policy)

@@ -30,6 +30,7 @@
 #define RECORD_Q_CAP     4
 #define MAX_RENDER       64
 #define ASYNC_RECORD_CAP 1024   /* an async deliverer's loop must never wait for the recorder */
+#define ASYNC_RECORD_HIGH 32    /* ... but no new batch goes to it while this many wait */
 #define POSTPONE_MS      10000  /* a paused destination's rows come back this much later */
 
 struct pipeline {
@@ -231,6 +232,12 @@ static void *delivery_main(void *arg)
                 if (j->state == JOB_PENDING && j->msg && j->msg->sandbox)
                     wjob_set(j, QUEUE_DELIVERED, 0, NULL, "sandbox: not sent", NULL, NULL,
                              json_pack("{s:b}", "sandbox", 1));
+            }
+            /* outcomes waiting for the recorder hold leases too: while it is behind (a slow
+             * PostgreSQL), no new work goes out, so nothing delivered outlives its lease */
+            while (async && bqueue_len(p->record_q) > ASYNC_RECORD_HIGH && !past_soft(p)) {
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
             }
             p->dlv->ops->deliver(p->dlv, b);
             if (async)
