@@ -461,3 +461,44 @@ def test_zz_endpoints_move_to_the_other_worker_on_stop(whph, acc, rx, pg):
                               db=db) for h in hooks}
     assert len(set(after.values())) == 1, (owners, after)
     assert after[hooks[0]["id"]] != owners[hooks[0]["id"]], (owners, after)
+
+
+def test_tracked_message_events_arrive_in_order(whph, acc, rx):
+    """One message's queued, delivered, opened and clicked reach the endpoint in that order."""
+    import email
+    import email.policy
+    import glob
+    import re
+    import requests
+    path = "/engagement"
+    w = create(acc.client, rx.url(path))
+    rx.set_secret(path, w["secret"])
+    m = sl.msg(to=["eng@example.com"], tags=["wh"])
+    m["html"] = '<p>Hi <a href="https://shop.example/order/1">your order</a></p>'
+    m["tracking"] = {"opens": True, "clicks": True}
+    r = acc.client.post("/v1/messages", json=m)
+    assert r.status_code == 202, r.text
+    mid = r.json()["id"]
+    did = r.json()["recipients"][0]["delivery_id"]
+    got = wait_delivered(rx, path, 2)
+    assert [e["type"] for e in got if e["message_id"] == mid] == ["queued", "delivered"], got
+    files = glob.glob(os.path.join(whph.mail_dir, did + ".*.eml"))
+    assert files, os.listdir(whph.mail_dir)
+    with open(files[0], "rb") as f:
+        msg = email.message_from_bytes(f.read(), policy=email.policy.default)
+    html = msg.get_body(("html",)).get_content()
+    base = whph.env["POSTHORN_PUBLIC_URL"]
+    pix = re.search(re.escape(base) + r"/t/o/([A-Za-z0-9_-]+)", html).group(1)
+    click = re.search(re.escape(base) + r"/t/c/([A-Za-z0-9_-]+)", html).group(1)
+    api = acc.client.base
+    assert requests.get(api + "/t/o/" + pix, timeout=10).status_code == 200
+    time.sleep(0.2)
+    r = requests.get(api + "/t/c/" + click, allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["location"] == "https://shop.example/order/1"
+    got = wait_delivered(rx, path, 4)
+    check_signed(rx, path)
+    mine = [e for e in got if e["message_id"] == mid]
+    assert [e["type"] for e in mine] == ["queued", "delivered", "opened", "clicked"], mine
+    ids = [e["id"] for e in mine]
+    assert ids == sorted(ids, key=order_key)
+    assert mine[3]["data"]["url"] == "https://shop.example/order/1"
