@@ -1,4 +1,5 @@
 #include "api/server.h"
+#include "lib/pct.h"
 #include "api/auth.h"
 #include "api/http.h"
 #include "api/metrics.h"
@@ -203,32 +204,7 @@ void http_field_error(json_t *errors, const char *field, const char *fmt, ...)
 
 int http_pct_decode(const char *s, size_t n, char *out, size_t out_max)
 {
-    size_t o = 0;
-    if (out_max == 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int v = 0;
-            for (int k = 1; k <= 2; k++) {
-                char h = s[i + k];
-                v <<= 4;
-                if (h >= '0' && h <= '9') v |= h - '0';
-                else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
-                else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
-                else return -1;
-            }
-            c = (unsigned char)v;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= out_max)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
+    return pct_decode(s, n, out, out_max);
 }
 
 const char *http_query(http_req *r, const char *name, int *bad)

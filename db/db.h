@@ -75,6 +75,7 @@ typedef enum {
     ST_DEST_SET_PAUSED,
     ST_DEST_RETRY,
     ST_MSG_ATTEMPTS,
+    ST_QUEUE_RENEW,
     /* -- webhooks (add below) -- */
     ST_WH_INSERT,
     ST_WH_GET,

@@ -513,6 +513,23 @@ db_status queue_sweep_leases(db_conn *c, int limit, int *n)
     return run_limited(c, ST_QUEUE_SWEEP, limit, n);
 }
 
+db_status queue_renew_leases(db_conn *c, const char *worker, int64_t lease_ms, int64_t hold_ms,
+                             int *n)
+{
+    char l[24], h[24];
+    snprintf(l, sizeof l, "%lld", (long long)lease_ms);
+    snprintf(h, sizeof h, "%lld", (long long)hold_ms);
+    const char *params[] = {worker, l, h};
+    PGresult *res;
+    db_status s = db_exec(c, ST_QUEUE_RENEW, params, &res);
+    if (s != DB_OK)
+        return s;
+    if (n)
+        *n = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
+}
+
 db_status queue_expire(db_conn *c, int limit, int *n)
 {
     return run_limited(c, ST_QUEUE_EXPIRE, limit, n);

@@ -371,6 +371,15 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " FROM jsonb_to_recordset($2::jsonb) AS r(account_id text, id text, attempt int)"
         " WHERE d.account_id = r.account_id AND d.id = r.id AND d.state || '' = 'sending'"
         " AND d.lease_owner = $1 AND d.attempts = r.attempt", 2, 1},
+    [ST_QUEUE_RENEW] = {
+        /* $1 worker, $2 lease (ms), $3 longest hold (ms): rows this live worker still holds
+         * (an SMTP transaction may outlast a lease: the final dot alone may wait 10 min) get
+         * a fresh lease once half of theirs has gone; a row claimed longer ago than any
+         * transaction can last is left to expire, so a row the worker lost comes back. */
+        "UPDATE deliveries SET lease_expires_at = now() + $2::bigint * interval '1 millisecond'"
+        " WHERE state = 'sending' AND lease_owner = $1"
+        " AND lease_expires_at < now() + $2::bigint / 2 * interval '1 millisecond'"
+        " AND updated_at > now() - $3::bigint * interval '1 millisecond'", 3, 0},
     [ST_QUEUE_SWEEP] = {
         /* $1 limit: rows whose lease ran out (their worker died or stalled) are due again;
          * the attempt stays counted, since it may have reached the recipient. */

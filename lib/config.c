@@ -46,7 +46,7 @@ static const setting settings[] = {
     {"POSTHORN_DELIVERY", K_ENUM, O(delivery), "mx", 0, 0, "mx|relay|file",
      "How workers deliver: mx (look up each recipient's MX), relay (smarthost), file (write to POSTHORN_MAIL_DIR)."},
     {"POSTHORN_RELAY_URL", K_STR, O(relay_url), "", 0, 1024, NULL,
-     "Smarthost for POSTHORN_DELIVERY=relay: smtp://user:pass@host:587."},
+     "Smarthost for POSTHORN_DELIVERY=relay: smtp://user:pass@host:587 (user and password percent-encoded)."},
     {"POSTHORN_MAIL_DIR", K_STR, O(mail_dir), "var/mail", 1, 1024, NULL,
      "Directory for POSTHORN_DELIVERY=file: one file per delivery attempt."},
     {"POSTHORN_DNS_SERVER", K_STR, O(dns_server), "", 0, 256, NULL,

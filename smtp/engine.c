@@ -3,6 +3,7 @@
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/netguard.h"
+#include "lib/pct.h"
 #include "lib/timeutil.h"
 #include "smtp/bounce.h"
 #include "smtp/mx.h"
@@ -1374,22 +1375,17 @@ static int parse_relay(smtp_engine *e, const char *url, char *err, size_t errlen
     p += 7;
     const char *at = strrchr(p, '@');
     if (at) {
+        /* userinfo: user[:password], percent-encoded as in any URL (RFC 3986 3.2.1) */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         size_t ul = colon ? (size_t)(colon - p) : (size_t)(at - p);
-        if (ul >= sizeof e->relay_user) {
-            snprintf(err, errlen, "POSTHORN_RELAY_URL: user name too long");
+        if (pct_decode(p, ul, e->relay_user, sizeof e->relay_user) != 0) {
+            snprintf(err, errlen, "POSTHORN_RELAY_URL: user name too long or badly encoded");
             return -1;
         }
-        memcpy(e->relay_user, p, ul);
-        e->relay_user[ul] = '\0';
-        if (colon) {
-            size_t pl = (size_t)(at - colon - 1);
-            if (pl >= sizeof e->relay_pass) {
-                snprintf(err, errlen, "POSTHORN_RELAY_URL: password too long");
-                return -1;
-            }
-            memcpy(e->relay_pass, colon + 1, pl);
-            e->relay_pass[pl] = '\0';
+        if (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), e->relay_pass,
+                                sizeof e->relay_pass) != 0) {
+            snprintf(err, errlen, "POSTHORN_RELAY_URL: password too long or badly encoded");
+            return -1;
         }
         p = at + 1;
     }
@@ -1456,8 +1452,8 @@ smtp_engine *engine_start(engine_mode mode, const engine_events *ev, void *ctx, 
     atomic_init(&e->stop_now, 0);
     atomic_init(&e->reload, 0);
     /* claimed rows waiting here hold leases: enough to keep every session busy, no more */
-    size_t bound = (size_t)cfg.smtp_max_sessions * 2;
-    e->bound = bound < 1000 ? 1000 : bound;
+    size_t bound = (size_t)cfg.smtp_max_sessions * 4;
+    e->bound = bound < 2000 ? 2000 : bound;
     snprintf(e->policy_path, sizeof e->policy_path, "%s", cfg.destination_policy);
     e->policy = policy_load(cfg.destination_policy, err, errlen);
     if (!e->policy)

@@ -427,6 +427,13 @@ static void *housekeeping_main(void *arg)
     while (!stopping(p)) {
         const char *hb[] = {p->id, p->host, p->pid};
         if (db_exec(db, ST_WORKER_HEARTBEAT, hb, NULL) == DB_OK) {
+            /* longest a claimed row can legitimately be held: waiting (one lease) plus the
+             * longest SMTP transaction the timeouts allow */
+            int64_t hold = cfg.lease_ms + cfg.smtp_connect_timeout_ms * 2 +
+                           cfg.smtp_greeting_timeout_ms + cfg.smtp_command_timeout_ms * 4 +
+                           cfg.smtp_data_init_timeout_ms + cfg.smtp_data_done_timeout_ms +
+                           cfg.smtp_data_block_timeout_ms * 4;
+            queue_renew_leases(db, p->id, cfg.lease_ms, hold, NULL);
             int n = hk_run(p, db, queue_sweep_leases);
             if (n > 0) {
                 log_info("%d deliveries whose lease expired are queued again", n);
