@@ -274,14 +274,20 @@ class MxStack:
     def statuses(self, mid):
         return {r["email"]: r["status"] for r in self.message(mid)["recipients"]}
 
+    def _wait(self, pred, timeout, interval, what, mid):
+        """wait_until, with the message's recipients as they are at the deadline."""
+        try:
+            return hph.wait_until(pred, timeout=timeout, interval=interval, what=what)
+        except TimeoutError as e:
+            raise TimeoutError("%s; recipients now: %s" % (e, self._brief(mid))) from None
+
     def wait_final(self, mid, timeout=40, final=FINAL):
         """Wait until every recipient of mid has a final status; the message."""
         def ok():
             self.check_alive()
             m = self.message(mid)
             return m if all(r["status"] in final for r in m["recipients"]) else None
-        return hph.wait_until(ok, timeout=timeout, interval=0.25,
-                              what="final statuses for %s (%s)" % (mid, self._brief(mid)))
+        return self._wait(ok, timeout, 0.25, "final statuses for %s" % mid, mid)
 
     def wait_status(self, mid, email, statuses, timeout=40):
         if isinstance(statuses, str):
@@ -291,8 +297,7 @@ class MxStack:
             self.check_alive()
             r = self.recipient(mid, email)
             return r if r["status"] in statuses else None
-        return hph.wait_until(ok, timeout=timeout, interval=0.2,
-                              what="%s of %s in %s (%s)" % (email, mid, statuses, self._brief(mid)))
+        return self._wait(ok, timeout, 0.2, "%s of %s in %s" % (email, mid, statuses), mid)
 
     def wait_event(self, mid, etype, timeout=40, recipient=None):
         def ok():
@@ -300,8 +305,7 @@ class MxStack:
             evs = [e for e in self.events(mid) if e["type"] == etype and
                    (recipient is None or (e.get("recipient") or "").lower() == recipient.lower())]
             return evs or None
-        return hph.wait_until(ok, timeout=timeout, interval=0.2,
-                              what="a %s event for %s (%s)" % (etype, mid, self._brief(mid)))
+        return self._wait(ok, timeout, 0.2, "a %s event for %s" % (etype, mid), mid)
 
     def _brief(self, mid):
         try:
@@ -313,6 +317,7 @@ class MxStack:
             return "(%s)" % e
 
     def events(self, mid):
+        """Every event of mid (GET /v1/events?message_id=, paged with after=)."""
         out, after = [], None
         for _ in range(100):
             params = {"message_id": mid, "limit": 100}

@@ -97,14 +97,20 @@ def test_servfail_defers_then_expires(mx_stack):
 
 
 def test_mx_outside_allowed_cidrs_never_connected(mx_stack):
-    st = mx_stack(mx={"in.test": "127.0.0.3", "out.test": "127.0.0.9"},
+    st = mx_stack(mx={"in.test": "127.0.0.3", "out.test": "127.0.0.9",
+                      "mixed.test": [("mx1.mixed.test", 10, "127.0.0.9"),
+                                     ("mx2.mixed.test", 20, "127.0.0.3")]},
                   allow_cidrs="127.0.0.2/31,127.0.0.3/32",
                   env={"POSTHORN_MAX_QUEUE_LIFETIME": "10s"})
     inside = st.peer("127.0.0.3")
     outside = st.peer("127.0.0.9")
     mid_in, _ = st.send(["fay@in.test"])
     mid_out, _ = st.send(["gus@out.test"])
+    mid_mixed, _ = st.send(["hex@mixed.test"])
     assert st.wait_final(mid_in)["recipients"][0]["status"] == "delivered"
+    # The refused primary is skipped: the allowed secondary gets the mail.
+    rm = st.wait_final(mid_mixed)["recipients"][0]
+    assert rm["status"] == "delivered" and st.attempts(rm)[-1]["ip"] == "127.0.0.3", rm
     d = st.wait_event(mid_out, "deferred", timeout=20)[0]
     text = json.dumps(d) + json.dumps(st.recipient(mid_out, "gus@out.test"))
     assert "127.0.0.9" in text, d
@@ -112,7 +118,8 @@ def test_mx_outside_allowed_cidrs_never_connected(mx_stack):
     r = st.wait_final(mid_out, timeout=40)["recipients"][0]
     assert r["status"] == "expired", r
     assert outside.connections() == 0 and not outside.messages, outside.events
-    assert inside.messages and not [e for e in st.events(mid_out) if e["type"] == "delivered"]
+    assert len(inside.messages) == 2 and not [e for e in st.events(mid_out)
+                                               if e["type"] == "delivered"]
 
 
 def test_loopback_mx_refused_without_allow_cidrs(mx_stack):
@@ -126,3 +133,32 @@ def test_loopback_mx_refused_without_allow_cidrs(mx_stack):
     r = st.wait_final(mid, timeout=40)["recipients"][0]
     assert r["status"] == "expired", r
     assert peer.connections() == 0 and not peer.messages, peer.events
+
+
+def test_primary_silent_after_connect_fails_over(mx_stack):
+    # The primary accepts the connection and never greets (greeting timeout 3 s).
+    st = mx_stack(mx={"mute.test": [("mx1.mute.test", 10, "127.0.0.7"),
+                                    ("mx2.mute.test", 20, "127.0.0.8")]})
+    mute = st.raw_peer("127.0.0.7", [("sleep", 30)])
+    peer = st.peer("127.0.0.8")
+    mid, _ = st.send(["ivy@mute.test"])
+    r = st.wait_final(mid, timeout=30)["recipients"][0]
+    assert r["status"] == "delivered", r
+    assert mute.connections >= 1
+    delivered_once(peer, "ivy@mute.test")
+    a = st.attempts(r)[-1]
+    assert a["ip"] == "127.0.0.8", st.attempts(r)
+
+
+def test_idn_and_upper_case_domains(mx_stack):
+    # bücher.test is xn--bcher-kva.test in DNS and in RCPT TO (no SMTPUTF8 needed).
+    st = mx_stack(mx={"xn--bcher-kva.test": "127.0.0.9", "case.test": "127.0.0.10"})
+    idn = st.peer("127.0.0.9", smtputf8=False)
+    case = st.peer("127.0.0.10")
+    mid1, _ = st.send(["jan@bücher.test"])
+    mid2, _ = st.send(["Kim@CASE.Test"])
+    r1 = st.wait_final(mid1)["recipients"][0]
+    r2 = st.wait_final(mid2)["recipients"][0]
+    assert r1["status"] == "delivered" and r2["status"] == "delivered", (r1, r2)
+    assert [m.rcpt_tos for m in idn.messages] == [["jan@xn--bcher-kva.test"]], idn.messages
+    assert len(case.messages) == 1 and case.messages[0].rcpt_tos[0].lower() == "kim@case.test"

@@ -81,3 +81,26 @@ def test_relay_wrong_password_defers(mx_stack):
     # A relay refusing our credentials is our problem, not the recipient's: no bounce.
     assert not [e for e in st.events(mid) if e["type"] == "bounced"]
     no_secrets(st, mid, "wrong-password")
+
+
+def test_relay_user_with_at_sign_raw(mx_stack):
+    # Relay accounts are often e-mail addresses: the last '@' ends the user information.
+    user, password = "postmaster@mg.test", "pa:ss/word"
+    st = mx_stack(env={"POSTHORN_DELIVERY": "relay",
+                       "POSTHORN_RELAY_URL": "smtp://%s:%s@127.0.0.6:{port}" % (user, password)})
+    peer = st.peer("127.0.0.6", auth={user: password}, auth_require_tls=False)
+    mid, _ = st.send(["fay@anywhere.test"])
+    assert st.wait_final(mid)["recipients"][0]["status"] == "delivered"
+    assert peer.sessions[peer.messages[0].conn].auth == [("PLAIN", user, True)]
+
+
+def test_relay_url_percent_encoded_userinfo(mx_stack):
+    # RFC 3986: reserved characters in the user information are percent-encoded.
+    user, password = "postmaster@mg.test", "p@ss:w/rd%"
+    st = mx_stack(env={"POSTHORN_DELIVERY": "relay",
+                       "POSTHORN_RELAY_URL": "smtp://postmaster%40mg.test:p%40ss%3Aw%2Frd%25"
+                                             "@127.0.0.7:{port}"})
+    peer = st.peer("127.0.0.7", auth={user: password}, auth_require_tls=False)
+    mid, _ = st.send(["gil@anywhere.test"])
+    r = st.wait_final(mid, timeout=20, final=("delivered", "bounced", "deferred"))["recipients"][0]
+    assert r["status"] == "delivered", (r, [s.auth for s in peer.session_list()])

@@ -23,6 +23,7 @@ def test_dead_destination_does_not_hold_up_healthy(mx_stack):
     st.start_worker()
     sink.wait_count(base + n_ok, timeout=25)
     t_all = time.time() - t0
+    print("healthy mail all arrived after %.1fs" % t_all)
     st.check_alive()
     assert t_all < 30, "healthy mail took %.1fs: past the dead one's first retry" % t_all
     # By now no dead delivery was retried: each has at most one attempt.
@@ -57,6 +58,7 @@ def test_transactional_before_saturating_broadcast(mx_stack):
                 return i + 1
         return None
     pos = wait_until(vip_index, timeout=40, interval=0.1, what="the transactional message")
+    print("transactional arrived as #%d of %d; sessions: %r" % (pos, n + 1, peer.session_list()))
     # Generous: it arrives before at least the last 50 broadcast messages queued before it.
     assert pos <= n + 1 - 50, "transactional arrived as #%d of %d" % (pos, n + 1)
     # connections=1 was respected throughout (a session may open while the peer has not yet
@@ -64,3 +66,22 @@ def test_transactional_before_saturating_broadcast(mx_stack):
     spans = sorted((s.opened, s.closed or time.time()) for s in peer.session_list())
     for (o1, c1), (o2, _c2) in zip(spans, spans[1:]):
         assert o2 >= c1 - 0.5, "two sessions at once: %r" % spans
+
+
+def test_two_workers_each_recipient_once(mx_stack):
+    doms = {"w%d.test" % i: "127.0.0.%d" % (20 + i) for i in range(3)}
+    st = mx_stack(mx=doms, worker=False)
+    peers = {d: st.peer(a, "stall", phase="dot", seconds=0.02) for d, a in doms.items()}
+    n = 90
+    rcpts = ["p%d@w%d.test" % (i, i % 3) for i in range(n)]
+    mids = st.send_batch([st.message_body([r], text="two %s\n" % r) for r in rcpts])
+    st.start_worker()
+    st.start_worker()
+    dids = [r["delivery_id"] for mid in mids for r in st.message(mid)["recipients"]]
+    wait_until(lambda: st.check_alive() or dlv_states(st, dids).get("delivered") == n,
+               timeout=40, interval=0.5, what="all delivered by two workers")
+    time.sleep(1)
+    got = [r for p in peers.values() for m in p.messages for r in m.rcpt_tos]
+    assert sorted(got) == sorted(rcpts), (len(got), len(rcpts))
+    for w in st.workers:
+        assert w.alive()

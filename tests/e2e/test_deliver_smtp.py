@@ -23,6 +23,9 @@ def test_greylisting_deferred_then_delivered(mx_stack):
     assert [x["outcome"] for x in a] == ["deferred", "delivered"], a
     assert a[0]["code"] == 451 and a[0]["enhanced"] == "4.7.1", a
     assert a[1]["code"] == 250 and a[1]["attempt"] == 2, a
+    assert s.get("attempt") == 1 and s.get("ip") == "127.0.0.2", d
+    dl = st.wait_event(mid, "delivered")[0]
+    assert smtp_data(dl).get("attempt") == 2 and smtp_data(dl).get("code") == 250, dl
     assert len(peer.messages) == 1 and peer.messages[0].rcpt_tos == ["ann@grey.test"]
     assert not [s for s in st.suppressions() if s["email"] == "ann@grey.test"]
 
@@ -140,5 +143,23 @@ def test_smtputf8_needed_but_not_offered_bounces_5_6_7(mx_stack):
     b = st.wait_event(mid, "bounced")[0]
     assert smtp_data(b).get("enhanced") == "5.6.7", b
     assert st.wait_final(mid_plain)["recipients"][0]["status"] == "delivered"
+    # The address may well exist (another server may have SMTPUTF8): no suppression.
+    assert not [x for x in st.suppressions() if x["email"] == "jörg@u8.test"]
     assert not any("jörg" in (x or "") for x in peer.rcpts_seen()), peer.events
     assert len(peer.messages) == 1 and peer.messages[0].rcpt_tos == ["plain@u8.test"]
+
+
+def test_domains_sharing_mx_share_a_transaction(mx_stack):
+    shared = [("mx.shared.test", 10, "127.0.0.10")]
+    st = mx_stack(mx={"one.test": shared, "two.test": [("mx.shared.test", 10, None)]})
+    # The greeting comes late, so both jobs wait at the destination when the first
+    # transaction is put together (the engine batches the jobs queued at that moment: with a
+    # prompt peer, whether the second domain's MX look-up is done by then is a race).
+    peer = st.peer("127.0.0.10", greeting_delay=1.0)
+    mid, _ = st.send(["ann@one.test", "bob@two.test"])
+    m = st.wait_final(mid)
+    assert all(r["status"] == "delivered" for r in m["recipients"]), m["recipients"]
+    assert {r["destination"] for r in m["recipients"]} == {"mx.shared.test"}, m["recipients"]
+    # Same content, same destination (MX site): one transaction with both RCPTs.
+    assert len(peer.messages) == 1, peer.messages
+    assert sorted(peer.messages[0].rcpt_tos) == ["ann@one.test", "bob@two.test"]

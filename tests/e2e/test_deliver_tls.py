@@ -92,3 +92,39 @@ def test_tls_require_policy(mx_stack):
     assert st.recipient(mid_req, "ann@req.test")["status"] != "delivered"
     assert not no_tls.messages
     assert not [e for e in no_tls.events if e[1] in ("mail", "rcpt", "data")], no_tls.events
+
+
+def test_tls_verify_refuses_self_signed(mx_stack):
+    st = mx_stack(mx={"verify.test": "127.0.0.7"}, policy="verify.test tls=verify\n",
+                  env={"POSTHORN_MAX_QUEUE_LIFETIME": "30s"})
+    peer = st.peer("127.0.0.7", tls_context=smtppeer.tls_server_context(
+        os.path.join(st.dir, "certs"), "mx.verify.test"))
+    mid, _ = st.send(["ann@verify.test"])
+    d = st.wait_event(mid, "deferred", timeout=20)[0]
+    text = json.dumps(d).lower()
+    assert "certificate" in text or "verif" in text, d
+    assert st.recipient(mid, "ann@verify.test")["status"] != "delivered"
+    # The handshake may happen (then fail); no transaction ever starts.
+    assert not peer.messages
+    assert not [e for e in peer.events if e[1] in ("mail", "rcpt", "data")], peer.events
+
+
+def test_postfix_many_rcpts_pipelined(mx_stack):
+    st = mx_stack(mx={"many.test": "127.0.0.8"}, policy="many.test rcpts_per_message=20\n")
+    bad = {"bad%d@many.test" % i for i in (3, 27, 45)}
+    pf = st.postfix("127.0.0.8", hostname="mx.many.test",
+                    reject_rcpts={b: "550 5.1.1 <%s>: no such user" % b for b in bad})
+    rcpts = ["u%d@many.test" % i if "bad%d@many.test" % i not in bad else "bad%d@many.test" % i
+             for i in range(50)]
+    mid, _ = st.send(rcpts[:30], cc=rcpts[30:])
+    m = st.wait_final(mid, timeout=40)
+    status = {r["email"]: r["status"] for r in m["recipients"]}
+    assert {e for e, s in status.items() if s == "bounced"} == bad, status
+    assert all(s == "delivered" for e, s in status.items() if e not in bad), status
+    good = [r for r in rcpts if r not in bad]
+    wait_until(lambda: len(pf.accepted()) >= len(good), timeout=30,
+               what="postfix to finish %d recipients" % len(good))
+    got = sorted(r for _, r in pf.accepted())
+    assert got == sorted(good), set(got) ^ set(good)
+    # At most 20 RCPTs per transaction: three transactions (Postfix queue ids).
+    assert len({q for q, _ in pf.accepted()}) == 3, pf.accepted()

@@ -6,6 +6,7 @@ SmtpPeer runs aiosmtpd in its own thread and records what it receives:
     p = SmtpPeer("reject_rcpt", rcpts={"bob@x.test"})       # 550 for those RCPTs, 250 others
     p = SmtpPeer("tempfail_then_accept", times=1)           # 451 at end of DATA once, then 250
     p = SmtpPeer("tempfail_then_accept", phase="rcpt")      # 451 at RCPT for the first try of each rcpt
+    p = SmtpPeer("tempfail_then_accept", phase="rcpt", only={"c@x.test"}, reply="452 4.5.3 Too many")
     p = SmtpPeer("drop_in_data")                            # 354, then close after one line of content
     p = SmtpPeer("drop_in_data", when="dot")                # read the whole message, close without reply
     p = SmtpPeer("stall", phase="data", seconds=3600)      # no reply in that phase (mail|rcpt|data|dot)
@@ -17,7 +18,9 @@ Every connection gets a number; each Received has .conn, and p.sessions[conn] is
 SessionRecord (peer, helo, tls, auth, transactions, rsets, closed). Optional for any peer:
 tls_context= (offers STARTTLS; see tls_server_context), auth={"user": "pass"} (AUTH required
 before MAIL; auth_mechanisms=("LOGIN",) limits what is offered; auth_require_tls=False allows
-AUTH in plaintext), smtputf8=False (SMTPUTF8 not offered). The behaviour attribute may be
+AUTH in plaintext), smtputf8=False (SMTPUTF8 not offered), starttls_reply="454 4.7.0 ..."
+(STARTTLS offered with a tls_context but refused with that reply), greeting_delay=seconds
+(before the 220). The behaviour attribute may be
 changed while the peer runs (e.g. p.behaviour = "accept").
 
 RawPeer is a line-scripted server for what an SMTP library cannot do (stall before the
@@ -130,7 +133,8 @@ class _Handler:
             await asyncio.sleep(p.opts.get("seconds", 3600))
         if p.behaviour == "reject_rcpt" and address.lower() in p.reject:
             return p.opts.get("reply", "550 5.1.1 <%s>: Recipient address rejected" % address)
-        if p.behaviour == "tempfail_then_accept" and p.opts.get("phase") == "rcpt":
+        if p.behaviour == "tempfail_then_accept" and p.opts.get("phase") == "rcpt" and (
+                p.only is None or address.lower() in p.only):
             with p.lock:
                 n = p._tempfailed.get(address.lower(), 0)
                 if n < p.opts.get("times", 1):
@@ -212,6 +216,21 @@ class _SMTP(SMTP):
             rec.closed = time.time()
         super().connection_lost(exc)
 
+    async def _handle_client(self):
+        delay = self._peer.opts.get("greeting_delay")
+        if delay and self._original_transport is None:
+            await asyncio.sleep(delay)
+        return await super()._handle_client()
+
+    async def smtp_STARTTLS(self, arg):
+        p = self._peer
+        reply = p.opts.get("starttls_reply")
+        if reply:
+            p._event("starttls_refused", reply)
+            await self.push(reply)
+            return
+        return await super().smtp_STARTTLS(arg)
+
     async def smtp_DATA(self, arg):
         p = self._peer
         if p.behaviour == "stall" and p.opts.get("phase") == "data" and p._misbehave():
@@ -249,6 +268,8 @@ class SmtpPeer:
         self.behaviour = behaviour
         self.opts = opts
         self.reject = {r.lower() for r in rcpts}
+        only = opts.pop("only", None)   # tempfail_then_accept at RCPT: only these addresses
+        self.only = None if only is None else {r.lower() for r in only}
         self.host = host
         self.port = port or ports.free_port(host)
         self.messages = []   # acknowledged with 250
@@ -351,7 +372,8 @@ class SmtpPeer:
 class RawPeer:
     """A TCP server that plays `script` to each connection, in a thread per connection.
     Steps: ("send", bytes) | ("expect", prefix bytes: read one line, record it) |
-    ("read_until", bytes) | ("sleep", seconds) | ("record", seconds: read what arrives for
+    ("read_until", bytes) | ("sleep", seconds) | ("drip", bytes, delay: one byte at a time) |
+    ("record", seconds: read what arrives for
     that long or until EOF into .received) | ("close",). After the script the
     connection is closed. Lines read are recorded in .lines."""
 
@@ -404,6 +426,10 @@ class RawPeer:
                     self.lines.append(line)
                 elif kind == "sleep":
                     self._stop.wait(step[1])
+                elif kind == "drip":
+                    for i in range(len(step[1])):
+                        c.sendall(step[1][i:i + 1])
+                        self._stop.wait(step[2] if len(step) > 2 else 0.002)
                 elif kind == "record":
                     end = time.monotonic() + step[1]
                     got = buf
