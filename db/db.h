@@ -76,6 +76,7 @@ typedef enum {
     ST_DEST_RETRY,
     ST_MSG_ATTEMPTS,
     ST_QUEUE_RENEW,
+    ST_WEBHOOK_LOG_PURGE,
     /* -- webhooks (add below) -- */
     ST_WH_INSERT,
     ST_WH_GET,

@@ -530,6 +530,22 @@ db_status queue_renew_leases(db_conn *c, const char *worker, int64_t lease_ms, i
     return DB_OK;
 }
 
+db_status queue_purge_webhook_log(db_conn *c, int limit, int *n)
+{
+    char age[24], lim[24];
+    snprintf(age, sizeof age, "%lld", (long long)cfg.event_retention_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *params[] = {age, lim};
+    PGresult *res;
+    db_status s = db_exec(c, ST_WEBHOOK_LOG_PURGE, params, &res);
+    if (s != DB_OK)
+        return s;
+    if (n)
+        *n = cmd_count(res);
+    PQclear(res);
+    return DB_OK;
+}
+
 db_status queue_expire(db_conn *c, int limit, int *n)
 {
     return run_limited(c, ST_QUEUE_EXPIRE, limit, n);

@@ -181,6 +181,8 @@ void queue_dest_controls_free(queue_dest_control *c, size_t n);
 
 /* Housekeeping, each bounded by limit rows per call; *n (may be NULL) counts rows. */
 db_status queue_sweep_leases(db_conn *c, int limit, int *n);
+/* Deletes finished webhook batches and attempt log rows older than POSTHORN_EVENT_RETENTION. */
+db_status queue_purge_webhook_log(db_conn *c, int limit, int *n);
 /* Renews the leases of rows worker still holds once half their lease has gone, for rows
  * claimed less than hold_ms ago (an SMTP transaction may outlast one lease). */
 db_status queue_renew_leases(db_conn *c, const char *worker, int64_t lease_ms, int64_t hold_ms,

@@ -380,6 +380,17 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " WHERE state = 'sending' AND lease_owner = $1"
         " AND lease_expires_at < now() + $2::bigint / 2 * interval '1 millisecond'"
         " AND updated_at > now() - $3::bigint * interval '1 millisecond'", 3, 0},
+    [ST_WEBHOOK_LOG_PURGE] = {
+        /* $1 age (ms), $2 limit: finished webhook batches and attempt log rows older than
+         * the event retention (0009); the command count is the attempts deleted. */
+        "WITH b AS (DELETE FROM webhook_batches w USING (SELECT account_id, webhook_id, id"
+        "   FROM webhook_batches WHERE state <> 'pending'"
+        "   AND created_at < now() - $1::bigint * interval '1 millisecond'"
+        "   LIMIT $2::int FOR UPDATE SKIP LOCKED) x"
+        "   WHERE w.account_id = x.account_id AND w.webhook_id = x.webhook_id AND w.id = x.id)"
+        " DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts"
+        "   WHERE created_at < now() - $1::bigint * interval '1 millisecond'"
+        "   LIMIT $2::int FOR UPDATE SKIP LOCKED)", 2, 0},
     [ST_QUEUE_SWEEP] = {
         /* $1 limit: rows whose lease ran out (their worker died or stalled) are due again;
          * the attempt stays counted, since it may have reached the recipient. */

@@ -452,6 +452,7 @@ static void *housekeeping_main(void *arg)
                 if (n > 0)
                     log_debug("%d expired idempotency keys purged", n);
                 hk_run(p, db, queue_purge_destination_status);
+                hk_run(p, db, queue_purge_webhook_log);
                 n = hk_run(p, db, queue_purge_transcripts);
                 if (n > 0)
                     log_debug("%d SMTP transcripts past the retention period purged", n);

@@ -110,3 +110,30 @@ def test_event_partitions_and_retention(make_posthorn, pg):
     three = (today - datetime.timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z")
     r = c.get("/v1/stats", params={"since": three, "interval": "day"})
     assert r.json()["data"][0]["counts"]["opened"] == 1
+
+
+def test_webhook_log_purged_after_event_retention(make_posthorn, pg):
+    """Finished webhook batches and attempt log rows older than the event retention go; a
+    pending batch and recent rows stay."""
+    ph = make_posthorn(env={"POSTHORN_EVENT_RETENTION": "1h"})
+    aid = ph.create_account("wh-retention")
+    db = sl.Db(pg, ph)
+    db.sql("INSERT INTO webhooks (account_id, id, url, secret, events, state) VALUES"
+           " (%s, 'wh_old', 'https://hooks.example/x', '\\x00', '{*}', 'disabled')"
+           % sl.lit(aid))
+    row = ("INSERT INTO webhook_batches (account_id, webhook_id, id, after_xid, after_id,"
+           " last_xid, last_id, events, event_count, body_sha256, state, created_at) VALUES"
+           " (%s, 'wh_old', '%%s', '1', 0, '1', 1, '{queued}', 1, '\\x00', '%%s', %%s)" % sl.lit(aid))
+    db.sql(row % ("msg_old_done", "done", "now() - interval '2 hours'"))
+    db.sql(row % ("msg_old_pending", "pending", "now() - interval '2 hours'"))
+    db.sql(row % ("msg_new_done", "done", "now()"))
+    att = ("INSERT INTO webhook_attempts (account_id, webhook_id, batch_id, event_count, attempt,"
+           " status_code, latency_ms, created_at) VALUES (%s, 'wh_old', 'b', 1, 1, 200, 5, %%s)"
+           % sl.lit(aid))
+    db.sql(att % "now() - interval '2 hours'")
+    db.sql(att % "now()")
+    ph.worker_proc()
+    wait_until(lambda: db.one("SELECT count(*) FROM webhook_attempts") == "1",
+               timeout=40, what="old webhook attempts purged")
+    wait_until(lambda: db.one("SELECT string_agg(id, ',' ORDER BY id) FROM webhook_batches")
+               == "msg_new_done,msg_old_pending", timeout=20, what="old finished batches purged")
