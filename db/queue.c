@@ -491,21 +491,29 @@ void queue_dest_controls_free(queue_dest_control *c, size_t n)
     free(c);
 }
 
-static db_status run_limited(db_conn *c, db_stmt st, int limit, int *n)
+/* A housekeeping statement: $1 limit, or $1 age (ms) and $2 limit when age_ms >= 0; *n
+ * (may be NULL) gets the command's row count. */
+static db_status run_bounded(db_conn *c, db_stmt st, int64_t age_ms, int limit, int *n)
 {
     if (n)
         *n = 0;
-    char lim[16];
+    char age[24], lim[16];
+    snprintf(age, sizeof age, "%lld", (long long)age_ms);
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *p[] = {lim};
+    const char *aged[] = {age, lim}, *plain[] = {lim};
     PGresult *res;
-    db_status s = db_exec(c, st, p, &res);
+    db_status s = db_exec(c, st, age_ms >= 0 ? aged : plain, &res);
     if (s != DB_OK)
         return s;
     if (n)
         *n = cmd_count(res);
     PQclear(res);
     return DB_OK;
+}
+
+static db_status run_limited(db_conn *c, db_stmt st, int limit, int *n)
+{
+    return run_bounded(c, st, -1, limit, n);
 }
 
 db_status queue_sweep_leases(db_conn *c, int limit, int *n)
@@ -532,18 +540,7 @@ db_status queue_renew_leases(db_conn *c, const char *worker, int64_t lease_ms, i
 
 db_status queue_purge_webhook_log(db_conn *c, int limit, int *n)
 {
-    char age[24], lim[24];
-    snprintf(age, sizeof age, "%lld", (long long)cfg.event_retention_ms);
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *params[] = {age, lim};
-    PGresult *res;
-    db_status s = db_exec(c, ST_WEBHOOK_LOG_PURGE, params, &res);
-    if (s != DB_OK)
-        return s;
-    if (n)
-        *n = cmd_count(res);
-    PQclear(res);
-    return DB_OK;
+    return run_bounded(c, ST_WEBHOOK_LOG_PURGE, cfg.event_retention_ms, limit, n);
 }
 
 db_status queue_expire(db_conn *c, int limit, int *n)
@@ -563,20 +560,7 @@ db_status queue_purge_destination_status(db_conn *c, int limit, int *n)
 
 db_status queue_purge_transcripts(db_conn *c, int limit, int *n)
 {
-    if (n)
-        *n = 0;
-    char ret[32], lim[16];
-    snprintf(ret, sizeof ret, "%lld", (long long)cfg.retention_ms);
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *p[] = {ret, lim};
-    PGresult *res;
-    db_status s = db_exec(c, ST_TRANSCRIPT_PURGE, p, &res);
-    if (s != DB_OK)
-        return s;
-    if (n)
-        *n = cmd_count(res);
-    PQclear(res);
-    return DB_OK;
+    return run_bounded(c, ST_TRANSCRIPT_PURGE, cfg.retention_ms, limit, n);
 }
 
 /* ---- stats counters, retention (migration 0007) ---- */
@@ -600,20 +584,7 @@ db_status queue_stats_rollup(db_conn *c, int limit, int *n)
 
 db_status queue_purge_content(db_conn *c, int limit, int *n)
 {
-    if (n)
-        *n = 0;
-    char ret[32], lim[16];
-    snprintf(ret, sizeof ret, "%lld", (long long)cfg.retention_ms);
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *p[] = {ret, lim};
-    PGresult *res;
-    db_status s = db_exec(c, ST_RETENTION_MESSAGES, p, &res);
-    if (s != DB_OK)
-        return s;
-    if (n)
-        *n = cmd_count(res);
-    PQclear(res);
-    return DB_OK;
+    return run_bounded(c, ST_RETENTION_MESSAGES, cfg.retention_ms, limit, n);
 }
 
 db_status queue_events_maintain(db_conn *c, int limit, int *n)
