@@ -443,32 +443,6 @@ fail:
     return NULL;
 }
 
-/* Reads a whole regular file of at most max bytes. */
-static char *read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *data = xmalloc(max + 1);
-    size_t n = fread(data, 1, max + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        snprintf(err, errlen, "%s: read error", path);
-        free(data);
-        return NULL;
-    }
-    if (n > max) {
-        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
-        free(data);
-        return NULL;
-    }
-    *len = n;
-    return data;
-}
-
 bounce_rules *bounce_rules_load(const char *path, char *err, size_t errlen)
 {
     char dummy[1];
@@ -476,21 +450,14 @@ bounce_rules *bounce_rules_load(const char *path, char *err, size_t errlen)
         err = dummy;
         errlen = sizeof dummy;
     }
-    if (!path || !*path) {
-        const embedded_file *f = embedded_find(SHIPPED_PATH);
-        if (!f) {
-            snprintf(err, errlen, "%s is not built in", SHIPPED_PATH);
-            return NULL;
-        }
-        return bounce_rules_parse(f->data, f->len, SHIPPED_PATH, err, errlen);
-    }
     size_t len;
-    char *data = read_file(path, FILE_MAX, &len, err, errlen);
+    char *owned;
+    const char *data = embedded_or_file(path, SHIPPED_PATH, FILE_MAX, &len, &owned, err, errlen);
     if (!data)
         return NULL;
-    bounce_rules *rs = bounce_rules_parse(data, len, path, err, errlen);
-    free(data);
-    return rs;
+    bounce_rules *r = bounce_rules_parse(data, len, owned ? path : SHIPPED_PATH, err, errlen);
+    free(owned);
+    return r;
 }
 
 void bounce_rules_free(bounce_rules *r)

@@ -344,26 +344,6 @@ fail:
     return NULL;
 }
 
-static char *read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *data = xmalloc(max + 1);
-    size_t n = fread(data, 1, max + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > max) {
-        snprintf(err, errlen, bad ? "%s: read error" : "%s: larger than 1 MiB", path);
-        free(data);
-        return NULL;
-    }
-    *len = n;
-    return data;
-}
-
 policy_set *policy_load(const char *path, char *err, size_t errlen)
 {
     char dummy[1];
@@ -371,21 +351,14 @@ policy_set *policy_load(const char *path, char *err, size_t errlen)
         err = dummy;
         errlen = sizeof dummy;
     }
-    if (!path || !*path) {
-        const embedded_file *f = embedded_find(SHIPPED_PATH);
-        if (!f) {
-            snprintf(err, errlen, "%s is not built in", SHIPPED_PATH);
-            return NULL;
-        }
-        return policy_parse(f->data, f->len, SHIPPED_PATH, err, errlen);
-    }
     size_t len;
-    char *data = read_file(path, FILE_MAX, &len, err, errlen);
+    char *owned;
+    const char *data = embedded_or_file(path, SHIPPED_PATH, FILE_MAX, &len, &owned, err, errlen);
     if (!data)
         return NULL;
-    policy_set *ps = policy_parse(data, len, path, err, errlen);
-    free(data);
-    return ps;
+    policy_set *r = policy_parse(data, len, owned ? path : SHIPPED_PATH, err, errlen);
+    free(owned);
+    return r;
 }
 
 void policy_free(policy_set *p)
