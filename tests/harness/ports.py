@@ -5,8 +5,11 @@ import socket
 import threading
 
 _lock = threading.Lock()
-# Spread concurrent runs apart; ports handed out in this process are never reused.
-_counter = itertools.count(20000 + (os.getpid() * 7) % 20000)
+# Below the kernel's ephemeral range (ip_local_port_range starts at 32768), so an outgoing
+# connection never takes a port between our check and the server's bind; concurrent runs
+# (pytest-xdist workers) are spread apart; ports handed out here are never reused.
+_LOW, _HIGH = 20000, 32767
+_counter = itertools.count(_LOW + (os.getpid() * 7) % (_HIGH - _LOW))
 _used = set()
 
 
@@ -27,8 +30,8 @@ def free_port(host="127.0.0.1", udp_too=False):
     with _lock:
         for _ in range(20000):
             p = next(_counter)
-            if p > 60999:
-                globals()["_counter"] = itertools.count(20000)
+            if p > _HIGH:
+                globals()["_counter"] = itertools.count(_LOW)
                 continue
             if (host, p) in _used:
                 continue
