@@ -33,7 +33,6 @@ enum MHD_Result h_destinations_list(http_req *r);
 enum MHD_Result h_destination_pause(http_req *r);
 enum MHD_Result h_destination_resume(http_req *r);
 enum MHD_Result h_destination_retry(http_req *r);
-/* -- webhooks (add below) -- */
 enum MHD_Result h_webhooks_list(http_req *r);
 enum MHD_Result h_webhooks_create(http_req *r);
 enum MHD_Result h_webhook_get(http_req *r);
@@ -42,16 +41,13 @@ enum MHD_Result h_webhook_delete(http_req *r);
 enum MHD_Result h_webhook_test(http_req *r);
 enum MHD_Result h_webhook_deliveries(http_req *r);
 enum MHD_Result h_webhook_replay(http_req *r);
-/* -- tracking and unsubscribe (add below) -- */
 enum MHD_Result h_track_open(http_req *r);
 enum MHD_Result h_track_click(http_req *r);
 enum MHD_Result h_unsubscribe_page(http_req *r);
 enum MHD_Result h_unsubscribe_post(http_req *r);
-/* -- stats, suppression CSV (add below) -- */
 enum MHD_Result h_stats(http_req *r);
 enum MHD_Result h_suppressions_import(http_req *r);
 enum MHD_Result h_suppressions_export(http_req *r);
-/* -- lists, contacts, campaigns (add below) -- */
 enum MHD_Result h_lists_create(http_req *r);
 enum MHD_Result h_lists_list(http_req *r);
 enum MHD_Result h_list_get(http_req *r);

@@ -32,7 +32,6 @@ const route routes[] = {
     {"POST",   "/v1/destinations/{name}/pause",  SCOPE_OPERATOR, BODY_NONE, 0, h_destination_pause,  "destinations.pause"},
     {"POST",   "/v1/destinations/{name}/resume", SCOPE_OPERATOR, BODY_NONE, 0, h_destination_resume, "destinations.resume"},
     {"POST",   "/v1/destinations/{name}/retry",  SCOPE_OPERATOR, BODY_NONE, 0, h_destination_retry,  "destinations.retry"},
-    /* -- webhooks (add below) -- */
     {"GET",    "/v1/webhooks",              SCOPE_READ,     BODY_NONE, 0,     h_webhooks_list,       "webhooks.list"},
     {"POST",   "/v1/webhooks",              SCOPE_ADMIN,    BODY_JSON, 65536, h_webhooks_create,     "webhooks.create"},
     {"GET",    "/v1/webhooks/{id}",         SCOPE_READ,     BODY_NONE, 0,     h_webhook_get,         "webhooks.get"},
@@ -41,16 +40,13 @@ const route routes[] = {
     {"POST",   "/v1/webhooks/{id}/test",    SCOPE_ADMIN,    BODY_NONE, 0,     h_webhook_test,        "webhooks.test"},
     {"GET",    "/v1/webhooks/{id}/deliveries", SCOPE_READ,  BODY_NONE, 0,     h_webhook_deliveries,  "webhooks.deliveries"},
     {"POST",   "/v1/webhooks/{id}/replay",  SCOPE_ADMIN,    BODY_JSON, 65536, h_webhook_replay,      "webhooks.replay"},
-    /* -- tracking and unsubscribe (add below) -- */
     {"GET",    "/t/o/{token}",              SCOPE_PUBLIC,   BODY_NONE, 0,     h_track_open,          "track.open"},
     {"GET",    "/t/c/{token}",              SCOPE_PUBLIC,   BODY_NONE, 0,     h_track_click,         "track.click"},
     {"GET",    "/u/{token}",                SCOPE_PUBLIC,   BODY_NONE, 0,     h_unsubscribe_page,    "unsubscribe.page"},
     {"POST",   "/u/{token}",                SCOPE_PUBLIC,   BODY_NONE, 0,     h_unsubscribe_post,    "unsubscribe.post"},
-    /* -- stats, suppression CSV (add below) -- */
     {"GET",    "/v1/stats",                 SCOPE_READ,     BODY_NONE, 0,     h_stats,               "stats"},
     {"POST",   "/v1/suppressions/import",   SCOPE_ADMIN,    BODY_STREAM, 0,   h_suppressions_import, "suppressions.import"},
     {"GET",    "/v1/suppressions/export",   SCOPE_READ,     BODY_NONE, 0,     h_suppressions_export, "suppressions.export"},
-    /* -- lists, contacts, campaigns (add below) -- */
     {"POST",   "/v1/lists",                 SCOPE_ADMIN,    BODY_JSON, 65536, h_lists_create,        "lists.create"},
     {"GET",    "/v1/lists",                 SCOPE_READ,     BODY_NONE, 0,     h_lists_list,          "lists.list"},
     {"GET",    "/v1/lists/{id}",            SCOPE_READ,     BODY_NONE, 0,     h_list_get,            "lists.get"},

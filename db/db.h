@@ -77,7 +77,6 @@ typedef enum {
     ST_MSG_ATTEMPTS,
     ST_QUEUE_RENEW,
     ST_WEBHOOK_LOG_PURGE,
-    /* -- webhooks (add below) -- */
     ST_WH_INSERT,
     ST_WH_GET,
     ST_WH_LIST,
@@ -99,21 +98,18 @@ typedef enum {
     ST_WH_FAILED,
     ST_WH_DISABLE,
     ST_WH_SKIP,
-    /* -- tracking and unsubscribe (add below) -- */
     ST_TRACK_LINKS_PUT,
     ST_TRACK_OPEN,
     ST_TRACK_CLICK,
     ST_UNSUB_INFO,
     ST_UNSUB_RECORD,
     ST_TRACK_LINK_GET,
-    /* -- stats, suppression CSV, retention (add below) -- */
     ST_STATS_QUERY,
     ST_STATS_ROLLUP,
     ST_SUPP_IMPORT,
     ST_SUPP_EXPORT,
     ST_RETENTION_MESSAGES,
     ST_EVENTS_MAINTAIN,
-    /* -- lists, contacts, campaigns (add below) -- */
     ST_LIST_INSERT,
     ST_LIST_GET,
     ST_LIST_LIST,

@@ -531,7 +531,6 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "   AND d.id = a.delivery_id"
         "   WHERE d.account_id = $1 AND d.message_id = $2) x"
         " WHERE rn <= 50 ORDER BY delivery_id, attempt", 2, 1},
-    /* -- webhooks (add below) -- */
     /* Webhooks (api/webhooks.c, worker/webhooks.c). Every API statement filters on the
      * account ($1); the worker's state changes are guarded by lease_owner. Columns of
      * ST_WH_INSERT / GET / LIST / UPDATE: id, url, description, events (json), state,
@@ -687,7 +686,6 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "UPDATE webhooks SET state = 'disabled', disabled_reason = $4, lease_owner = NULL,"
         " lease_expires_at = NULL, updated_at = now()"
         " WHERE account_id = $1 AND id = $2 AND lease_owner = $3", 4, 0},
-    /* -- tracking and unsubscribe (add below) -- */
     [ST_TRACK_LINKS_PUT] = {
         /* $1 account, $2 message, $3 [{id, url}]: the message's tracked links (worker); a
          * render again (retry) adds only links it has not stored yet. */
@@ -748,7 +746,6 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "SELECT l.url FROM deliveries d JOIN tracked_links l ON l.account_id = d.account_id"
         " AND l.message_id = d.message_id AND l.link_id = $3"
         " WHERE d.account_id = $1 AND d.id = $2", 3, 1},
-    /* -- stats, suppression CSV, retention (add below) -- */
     [ST_STATS_QUERY] = {
         /* GET /v1/stats: $1 account, $2 bucket seconds (3600 or 86400), $3 and $4 the first
          * bucket's start and the last one's end (Unix seconds, bucket-aligned), $5 tag ('' for
@@ -814,7 +811,6 @@ const db_stmt_def db_stmts[ST_COUNT] = {
          * (migration 0007). Answers (created, dropped, deleted). */
         "SELECT created, dropped, deleted FROM posthorn_events_maintain(7, $1::bigint, $2::int)",
         2, 1},
-    /* -- lists, contacts, campaigns (add below) -- */
     /* Lists and contacts (api/lists.c): every statement filters on the account ($1). */
     [ST_LIST_INSERT] = {
         "INSERT INTO lists (account_id, id, name) VALUES ($1, $2, $3)", 3, 0},

@@ -1,4 +1,6 @@
-/* posthorn-worker: claims due deliveries, renders and delivers them, records outcomes.
+/* posthorn-worker: claims due deliveries, renders and delivers them, records outcomes; it
+ * also runs the campaign expander (worker/campaigns) and the webhook dispatcher
+ * (worker/webhooks).
  * The stages are threads (worker/pipeline.h); this file checks the settings, starts the
  * pipeline, waits for SIGTERM/SIGINT, lets the pipeline finish or release what is in
  * flight within POSTHORN_SHUTDOWN_GRACE, marks the worker stopped and exits 0. */
@@ -10,8 +12,10 @@
 #include "lib/secretbox.h"
 #include "lib/startup.h"
 #include "lib/token.h"
+#include "worker/campaigns.h"
 #include "worker/deliver.h"
 #include "worker/pipeline.h"
+#include "worker/webhooks.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -52,17 +56,10 @@ int main(int argc, char **argv)
     log_fields(LOG_INFO, json_pack("{s:s, s:s}", "worker_id", id, "version", POSTHORN_VERSION),
                "posthorn-worker started");
     pipeline *p = pipeline_start(id, d);
-    /* -- other worker services: start (add below) -- */
-    /* the campaign expander (worker/campaigns.h; declared here: this file's includes are shared) */
-    struct campaigns *campaigns_start(void);
-    void campaigns_stop(struct campaigns *c);
-    struct campaigns *camp = campaigns_start();
+    campaigns *camp = campaigns_start();
     if (!camp)
         log_error("cannot start the campaign expander");
-    /* the webhook dispatcher (worker/webhooks.h; declared here: this file's includes are shared) */
-    struct webhooks *webhooks_start(const char *worker_id);
-    void webhooks_stop(struct webhooks *w);
-    struct webhooks *wh = webhooks_start(id);
+    webhooks *wh = webhooks_start(id);
 
     int sig = 0;
     for (;;) {
@@ -76,7 +73,6 @@ int main(int argc, char **argv)
         break;
     }
     log_info("signal %d: stopping (grace %lld ms)", sig, (long long)cfg.shutdown_grace_ms);
-    /* -- other worker services: stop (add below) -- */
     campaigns_stop(camp);
     webhooks_stop(wh);
     pipeline_stop(p);
