@@ -24,7 +24,6 @@
 #define NAME_MAX_LEN      200
 #define MAX_SUBJECT       998
 #define MAX_CONTENT_BYTES (40L * 1024 * 1024)
-#define MAX_HEADERS       100
 #define RATE_MAX          1000000
 #define SEND_AT_PAST_MS   (60LL * 1000)
 #define SEND_AT_FUTURE_MS (30LL * 24 * 3600 * 1000)
@@ -168,34 +167,6 @@ static void check_template(json_t *errors, json_t *jt, const char *account_id, j
                             json_pack("{s:s, s:I}", "id", PQgetvalue(res, 0, 0), "version",
                                       (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
     PQclear(res);
-}
-
-static void check_headers(json_t *errors, json_t *h, json_t *out)
-{
-    if (!json_is_object(h)) {
-        ferr(errors, "headers", "must be an object of header names to string values");
-        return;
-    }
-    if (json_object_size(h) > MAX_HEADERS)
-        ferr(errors, "headers", "has more than %d headers", MAX_HEADERS);
-    const char *k;
-    json_t *val;
-    json_object_foreach(h, k, val) {
-        char field[160];
-        snprintf(field, sizeof field, "headers.%.120s", k);
-        const char *why = mime_custom_header_check(k, strlen(k));
-        if (why) {
-            ferr(errors, field, "%s", why);
-            continue;
-        }
-        if (!json_is_string(val) ||
-            !mime_header_value_valid(json_string_value(val), json_string_length(val))) {
-            ferr(errors, field, "must be a string of at most 998 octets without CR, LF, NUL or "
-                                "other control characters");
-            continue;
-        }
-        json_array_append_new(out, json_pack("[s, s]", k, json_string_value(val)));
-    }
 }
 
 /* ---- answers ------------------------------------------------------------------------ */
@@ -390,7 +361,7 @@ enum MHD_Result h_campaigns_create(http_req *r)
     }
     json_t *headers = json_array();
     if (json_object_get(body, "headers"))
-        check_headers(errors, json_object_get(body, "headers"), headers);
+        message_headers_check(errors, json_object_get(body, "headers"), headers);
 
     if (dbst != DB_OK || json_array_size(errors)) {
         json_decref(content);

@@ -68,6 +68,10 @@ enum MHD_Result h_campaign_cancel(http_req *r);
  * account_id). On a bad value answers 422 and returns -1 (*done holds the result). */
 int  list_params(http_req *r, const char *account_id, int *limit, json_t **cursor,
                  enum MHD_Result *done);
+/* Checks the custom `headers` object of a send request (names, values, count), appending
+ * problems to errors ({"field","message"}) and [name, value] pairs to out; shared by
+ * POST /v1/messages and POST /v1/campaigns. */
+void message_headers_check(json_t *errors, json_t *h, json_t *out);
 /* Answers 503 with Retry-After for a database that is down, 500 otherwise. */
 enum MHD_Result db_failure(http_req *r, int db_status_value);
 #endif

@@ -248,6 +248,14 @@ static const char *const known_fields[] = {
     "headers", "attachments", "metadata", "tags", "stream", "send_at", "tracking", "sandbox",
     "template", NULL};
 
+static void check_headers(vctx *v, json_t *h, json_t *out);
+
+void message_headers_check(json_t *errors, json_t *h, json_t *out)
+{
+    vctx v = {errors, ""};
+    check_headers(&v, h, out);
+}
+
 static void check_headers(vctx *v, json_t *h, json_t *out)
 {
     if (!json_is_object(h)) {
