@@ -557,6 +557,16 @@ static qjob *next_job(smtp_engine *e, dest *d, int64_t now)
     }
 }
 
+/* 1 when the session may take no further transaction: the engine drains, its destination
+ * is paused, or it has carried messages_per_connection transactions. */
+static int conn_spent(const conn *c)
+{
+    const dest *d = c->d;
+    return atomic_load(&c->e->draining) || d->paused ||
+           (d->pol.messages_per_connection > 0 &&
+            smtp_session_transactions(c->s) >= (unsigned)d->pol.messages_per_connection);
+}
+
 /* Gives an idle session its next transaction: the first waiting job, and the following
  * jobs that share its content and sender, up to rcpts_per_message. 0 when none. */
 static int conn_next_txn(conn *c)
@@ -564,9 +574,7 @@ static int conn_next_txn(conn *c)
     smtp_engine *e = c->e;
     dest *d = c->d;
     int64_t now = time_mono_ms();
-    if (atomic_load(&e->draining) || d->paused ||
-        (d->pol.messages_per_connection > 0 &&
-         smtp_session_transactions(c->s) >= (unsigned)d->pol.messages_per_connection))
+    if (conn_spent(c))
         return 0;
     qjob *first = next_job(e, d, now);
     if (!first)
@@ -584,12 +592,8 @@ static int conn_next_txn(conn *c)
            q->head->j.content_key == first->j.content_key &&
            strcmp(q->head->j.mail_from, first->j.mail_from) == 0 && take_token(d, now))
         c->txn[c->ntxn++] = jq_pop(q);
-    int utf8 = 0;
-    for (size_t i = 0; i < c->ntxn; i++) {
+    for (size_t i = 0; i < c->ntxn; i++)
         c->rcpts[i] = (smtp_rcpt){c->txn[i]->j.recipient, c->txn[i]->j.smtputf8, c->txn[i]};
-        utf8 |= c->txn[i]->j.smtputf8;
-    }
-    (void)utf8;
     const unsigned char *mf = (const unsigned char *)first->j.mail_from;
     int from_utf8 = 0;
     for (; *mf; mf++)
@@ -627,9 +631,7 @@ static void on_idle(void *ctx, smtp_session *s)
         idle_remove(c);
         return;
     }
-    if (atomic_load(&c->e->draining) || c->d->paused ||
-        (c->d->pol.messages_per_connection > 0 &&
-         smtp_session_transactions(s) >= (unsigned)c->d->pol.messages_per_connection)) {
+    if (conn_spent(c)) {
         idle_remove(c);
         smtp_session_quit(s);
         return;
