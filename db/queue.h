@@ -203,6 +203,9 @@ db_status queue_stats_rollup(db_conn *c, int limit, int *n);
 /* Purges the content, template data and attachment bytes of messages older than
  * cfg.retention_ms whose deliveries are all final (POSTHORN_RETENTION); *n messages. */
 db_status queue_purge_content(db_conn *c, int limit, int *n);
+/* Clears the per-recipient template data of campaign deliveries whose message
+ * queue_purge_content has purged; *n deliveries. */
+db_status queue_purge_campaign_data(db_conn *c, int limit, int *n);
 /* Events partitions: creates the daily ones of the next 7 days, drops those wholly older
  * than cfg.event_retention_ms, and deletes expired rows of the default partition (*n). */
 db_status queue_events_maintain(db_conn *c, int limit, int *n);

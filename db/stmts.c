@@ -805,6 +805,17 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " content = jsonb_build_object('purged', true) || CASE WHEN m.content ? 'template'"
         "   THEN jsonb_build_object('template', m.content->'template') ELSE '{}'::jsonb END"
         " FROM x WHERE m.account_id = x.account_id AND m.id = x.id", 2, 1},
+    [ST_RETENTION_DLV_DATA] = {
+        /* $1 limit: campaign deliveries whose message the retention has purged lose their
+         * own template data (the contact's fields) too (migration 0011). */
+        "WITH x AS (SELECT d.account_id, d.id FROM campaigns c"
+        "   JOIN messages m ON m.account_id = c.account_id AND m.id = c.message_id"
+        "   AND m.purged_at IS NOT NULL"
+        "   JOIN deliveries d ON d.account_id = m.account_id AND d.message_id = m.id"
+        "   AND d.data IS NOT NULL"
+        "   LIMIT $1::int FOR UPDATE OF d SKIP LOCKED)"
+        " UPDATE deliveries d SET data = NULL FROM x"
+        " WHERE d.account_id = x.account_id AND d.id = x.id", 1, 0},
     [ST_EVENTS_MAINTAIN] = {
         /* $1 event retention (ms), $2 limit: daily partitions for the next 7 days, drops
          * those past the retention, deletes up to $2 expired rows of the default partition

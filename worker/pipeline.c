@@ -459,6 +459,9 @@ static void *housekeeping_main(void *arg)
                 n = hk_run(p, db, queue_purge_content);
                 if (n > 0)
                     log_debug("%d messages past the retention period purged of content", n);
+                n = hk_run(p, db, queue_purge_campaign_data);
+                if (n > 0)
+                    log_debug("%d campaign deliveries purged of their recipient data", n);
                 hk_run(p, db, queue_events_maintain);
                 next_purge = time_mono_ms() + PURGE_PERIOD_MS;
             }

@@ -201,3 +201,40 @@ def test_large_csv_streams_with_flat_memory(make_posthorn):
     assert r.json()["inserted"] == n
     grown = api.vmhwm_kb() - before
     assert grown < 40 * 1024, "posthorn-api grew by %d kB for a 60 MB upload" % grown
+
+
+def test_bounce_and_complaint_suppressions_set_contact_status(new_account, ph, pg):
+    """A suppression whose source is a hard bounce or a complaint (made by the delivery
+    engine, or by a feedback source) marks the address in every list of that account:
+    subscribed contacts become bounced / complained, compared case-insensitively; other
+    statuses, manual suppressions and other accounts are left alone (migration 0010). The
+    end-to-end bounce path is in test_campaign_crash.py."""
+    import sendlib as sl
+    a, b = new_account(), new_account()
+    l1, l2, lb = new_list(a.client, "One"), new_list(a.client, "Two"), new_list(b.client, "B")
+    rows = ["Bob@Bounce.example,Bob,X", "carl@complain.example,Carl,X",
+            "una@bounce2.example,Una,X", "man@manual.example,Man,X"]
+    for lid, cl in ((l1, a.client), (l2, a.client), (lb, b.client)):
+        r = upload_csv(cl, lid, csv_body(rows))
+        assert r.status_code == 200 and r.json()["rejected_count"] == 0, r.text
+    r = a.client.post("/v1/lists/%s/contacts" % l2,
+                      json=[{"email": "una@bounce2.example", "status": "unsubscribed"}])
+    assert r.status_code == 200, r.text
+    db = sl.Db(pg, ph)
+    acc = sl.lit(a.id)
+    db.sql("INSERT INTO suppressions (account_id, email, stream, reason, source) VALUES"
+           " (%s, 'bob@bounce.example', 'all', 'hard bounce: 550', 'bounce'),"
+           " (%s, 'carl@complain.example', 'broadcast', 'fbl', 'complaint'),"
+           " (%s, 'una@bounce2.example', 'all', 'hard bounce: 550', 'bounce'),"
+           " (%s, 'man@manual.example', 'all', 'by hand', 'manual')" % (acc, acc, acc, acc))
+
+    def status(cl, lid):
+        return {c["email"]: c["status"] for c in all_contacts(cl, lid)}
+    want = {"Bob@bounce.example": "bounced", "carl@complain.example": "complained",
+            "una@bounce2.example": "bounced", "man@manual.example": "subscribed"}
+    assert status(a.client, l1) == want
+    assert status(a.client, l2) == dict(want, **{"una@bounce2.example": "unsubscribed"})
+    assert set(status(b.client, lb).values()) == {"subscribed"}
+    # a filter on the status sees them
+    assert [c["email"] for c in all_contacts(a.client, l1, status="complained")] == \
+        ["carl@complain.example"]

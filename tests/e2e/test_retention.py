@@ -137,3 +137,38 @@ def test_webhook_log_purged_after_event_retention(make_posthorn, pg):
                timeout=40, what="old webhook attempts purged")
     wait_until(lambda: db.one("SELECT string_agg(id, ',' ORDER BY id) FROM webhook_batches")
                == "msg_new_done,msg_old_pending", timeout=20, what="old finished batches purged")
+
+
+def test_campaign_recipient_data_purged_with_the_message(make_posthorn, pg):
+    """A campaign's per-recipient template data (deliveries.data, the contacts' fields) goes
+    with the campaign message's content once the campaign is over and the retention has
+    passed (migration 0011); the deliveries themselves and the progress counts stay."""
+    ph = make_posthorn(env={"POSTHORN_RETENTION": "2s", "POSTHORN_POLL_INTERVAL": "1s"})
+    ph.api_proc()
+    aid = ph.create_account("campaign-retention")
+    c = ph.client(ph.create_key(aid))
+    db = sl.Db(pg, ph)
+    lid = c.post("/v1/lists", json={"name": "L"}).json()["id"]
+    body = "email,first_name\n" + "".join("r%d@ret.example,Secret%d\n" % (i, i) for i in range(30))
+    r = c.post("/v1/lists/%s/contacts" % lid, data=body.encode(),
+               headers={"Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.json()["inserted"] == 30, r.text
+    r = c.post("/v1/campaigns", json={"name": "N", "list_id": lid,
+                                      "from": {"email": "news@shop.example"},
+                                      "subject": "Hi {{first_name}}", "text": "Dear {{first_name}}"})
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert c.post("/v1/campaigns/%s/send" % cid).status_code == 200
+    ph.worker_proc()
+    wait_until(lambda: c.get("/v1/campaigns/" + cid).json()["state"] == "sent", timeout=60,
+               what="campaign sent")
+    q = "SELECT count(*) FROM deliveries WHERE campaign_id = %s AND data IS NOT NULL" % sl.lit(cid)
+    wait_until(lambda: db.one(q) == "0", timeout=60, what="recipient data purged")
+    assert db.one("SELECT count(*) FROM deliveries WHERE campaign_id = %s" % sl.lit(cid)) == "30"
+    assert db.one("SELECT m.purged_at IS NOT NULL FROM campaigns c JOIN messages m"
+                  " ON m.account_id = c.account_id AND m.id = c.message_id WHERE c.id = %s"
+                  % sl.lit(cid)) == "t"
+    assert "Secret" not in db.sql("SELECT string_agg(coalesce(d.data::text, ''), '')"
+                                  " FROM deliveries d WHERE campaign_id = %s" % sl.lit(cid))
+    p = c.get("/v1/campaigns/" + cid).json()["progress"]
+    assert p["total"] == 30 and p["delivered"] == 30
