@@ -914,15 +914,19 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " WHERE account_id = $1 AND id = $2 AND state IN ('sending', 'scheduled', 'paused')", 2, 0},
     [ST_CAMP_PARK] = {
         /* A paused campaign's waiting deliveries are parked far ahead (not 'infinity': the
-         * worker's next-due arithmetic must stay finite) until resume. */
-        "UPDATE deliveries d SET next_attempt_at = now() + interval '100 years'"
+         * worker's next-due arithmetic must stay finite) until resume, and so is their
+         * expiry: a pause never makes them expire (ST_CAMP_RESUME sets a new one). Parking
+         * twice changes nothing. */
+        "UPDATE deliveries d SET next_attempt_at = now() + interval '100 years',"
+        " expires_at = d.expires_at + CASE WHEN d.expires_at > now() + interval '50 years'"
+        "   THEN interval '0' ELSE interval '100 years' END"
         " FROM campaigns c WHERE c.account_id = $1 AND c.id = $2 AND c.state = 'paused'"
         " AND d.account_id = c.account_id AND d.campaign_id = c.id"
         " AND d.state IN ('queued', 'deferred', 'scheduled')", 2, 0},
     [ST_CAMP_RESUME] = {
         /* paused -> sending (scheduled while send_at is ahead); parked deliveries are due
-         * again, spaced by the rate, with their expiry moved past the pause. $3 queue
-         * lifetime (s). */
+         * again, spaced by the rate, and expire a queue lifetime ($3, s) after their new
+         * slot (or at their own expiry, unparked, if that is later). */
         "WITH c AS (UPDATE campaigns SET state = CASE WHEN send_at > now() THEN 'scheduled'"
         "   ELSE 'sending' END, updated_at = now(),"
         "   started_at = coalesce(started_at, CASE WHEN send_at > now() THEN NULL ELSE now() END)"
@@ -934,7 +938,9 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "   FROM deliveries d JOIN c ON d.account_id = c.account_id AND d.campaign_id = c.id"
         "   WHERE d.state IN ('queued', 'deferred', 'scheduled')),"
         " d AS (UPDATE deliveries d SET next_attempt_at = p.at,"
-        "   expires_at = greatest(d.expires_at, p.at + make_interval(secs => $3::double precision))"
+        "   expires_at = greatest(d.expires_at - CASE WHEN d.expires_at > now() + interval '50 years'"
+        "     THEN interval '100 years' ELSE interval '0' END,"
+        "     p.at + make_interval(secs => $3::double precision))"
         "   FROM p WHERE d.account_id = p.account_id AND d.id = p.id RETURNING p.at),"
         " s AS (UPDATE campaigns x SET next_slot_at = greatest(coalesce((SELECT max(at) FROM d)"
         "   + (60000.0 / c.rate_per_minute) * interval '1 millisecond', c.t0), c.t0)"
@@ -964,7 +970,7 @@ const db_stmt_def db_stmts[ST_COUNT] = {
          * a crash rolls the whole chunk back. With rate_per_minute, deliveries are spaced
          * 60000/rate ms apart from next_slot_at on, a chunk holds at most one minute of
          * them, and a campaign is expanded only while next_slot_at is less than $3 ms ahead.
-         * $2 queue lifetime (s). Answers campaign id, contacts read, deliveries made
+         * $2 queue lifetime (s), counted from each delivery's slot. Answers campaign id, contacts read, deliveries made
          * (no row: nothing to expand). */
         "WITH c AS (SELECT account_id, id, list_id, message_id, expansion_cursor, rate_per_minute,"
         "   greatest(coalesce(next_slot_at, now()), now()) AS t0,"
@@ -988,7 +994,9 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "     THEN 'suppressed' ELSE 'queued' END, 1,"
         "   c.t0 + CASE WHEN c.rate_per_minute IS NULL THEN interval '0'"
         "     ELSE (s.rn - 1) * (60000.0 / c.rate_per_minute) * interval '1 millisecond' END,"
-        "   c.t0 + make_interval(secs => $2::double precision),"
+        "   c.t0 + CASE WHEN c.rate_per_minute IS NULL THEN interval '0'"
+        "     ELSE (s.rn - 1) * (60000.0 / c.rate_per_minute) * interval '1 millisecond' END"
+        "   + make_interval(secs => $2::double precision),"
         "   octet_length(s.email) <> char_length(s.email), s.data"
         "   FROM c CROSS JOIN s"
         "   RETURNING account_id, id, message_id, recipient, stream, state),"

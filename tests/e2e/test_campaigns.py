@@ -330,3 +330,32 @@ def test_campaign_mail_is_signed_and_unsubscribable(stack):
                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code in (200, 202, 204), r.text
     hph.wait_until(lambda: s.get(cid)["progress"]["unsubscribed"] == 1, timeout=20)
+
+
+def test_rate_and_pause_longer_than_the_queue_lifetime(stack):
+    """The queue lifetime counts from each delivery's slot: a rated campaign that takes
+    longer than the lifetime delivers everything. Waiting deliveries of a paused campaign do
+    not expire however long the pause lasts; after resume each has a queue lifetime from its
+    new slot."""
+    s = stack(env={"POSTHORN_MAX_QUEUE_LIFETIME": "3s"})
+    lid = s.new_list(["v%03d@example.com,V%03d" % (i, i) for i in range(120)])
+    cid = s.campaign(lid, rate_per_minute=1200)       # 6 s of slots, twice the lifetime
+    s.action(cid, "send")
+    c = s.wait_state(cid, FINAL, timeout=60)
+    assert c["progress"]["delivered"] == 120 and c["progress"]["expired"] == 0, c["progress"]
+    n = 200
+    lid = s.new_list(["w%03d@example.com,W%03d" % (i, i) for i in range(n)])
+    cid = s.campaign(lid, rate_per_minute=1200)
+    s.action(cid, "send")
+    hph.wait_until(lambda: s.get(cid)["progress"]["delivered"] >= 10, timeout=30)
+    s.action(cid, "pause")
+    time.sleep(6)           # twice the lifetime; housekeeping's expiry runs every 2 s
+    p = s.get(cid)["progress"]
+    assert p["expired"] == 0, p
+    assert p["delivered"] < n
+    assert s.action(cid, "resume")["state"] == "sending"
+    c = s.wait_state(cid, FINAL, timeout=60)
+    check_progress(c["progress"])
+    # spaced 50 ms apart, the last ones wait well past the lifetime from the resume, yet
+    # each has its own lifetime from its slot
+    assert c["progress"]["expired"] == 0 and c["progress"]["delivered"] == n, c["progress"]
