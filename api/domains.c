@@ -330,10 +330,8 @@ enum MHD_Result h_domain_get(http_req *r)
 {
     db_status s;
     PGresult *res = load(r, r->params[0], &s);
-    if (!res && s != DB_OK)
-        return db_failure(r, s);
     if (!res)
-        return http_problem(r, 404, NULL, "No such domain.", NULL);
+        return query_missing(r, s, "domain");
     json_t *out = domain_json(res, 0);
     PQclear(res);
     return http_send_json(r, 200, out);
@@ -341,16 +339,7 @@ enum MHD_Result h_domain_get(http_req *r)
 
 enum MHD_Result h_domain_delete(http_req *r)
 {
-    const char *params[] = {r->auth.account_id, r->params[0]};
-    PGresult *res;
-    db_status s = db_exec(db_thread(), ST_DOM_DELETE, params, &res);
-    if (s != DB_OK)
-        return db_failure(r, s);
-    long n = strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    if (n == 0)
-        return http_problem(r, 404, NULL, "No such domain.", NULL);
-    return http_send_empty(r, 204);
+    return query_delete_owned(r, ST_DOM_DELETE, "domain");
 }
 
 /* The p= tag of a DKIM key record, whitespace removed, into out; 0, or -1 when there is none
@@ -419,10 +408,8 @@ enum MHD_Result h_domain_verify(http_req *r)
 {
     db_status s;
     PGresult *res = load(r, r->params[0], &s);
-    if (!res && s != DB_OK)
-        return db_failure(r, s);
     if (!res)
-        return http_problem(r, 404, NULL, "No such domain.", NULL);
+        return query_missing(r, s, "domain");
     char name[DOMAIN_MAX + 1], sel[64], esel[66];
     snprintf(name, sizeof name, "%s", PQgetvalue(res, 0, 1));
     snprintf(sel, sizeof sel, "%s", PQgetvalue(res, 0, 3));
@@ -461,10 +448,8 @@ enum MHD_Result h_domain_verify(http_req *r)
         return db_failure(r, s);
     PQclear(res);
     res = load(r, r->params[0], &s);
-    if (!res && s != DB_OK)
-        return db_failure(r, s);
     if (!res)   /* deleted meanwhile */
-        return http_problem(r, 404, NULL, "No such domain.", NULL);
+        return query_missing(r, s, "domain");
     json_t *out = domain_json(res, 0);
     PQclear(res);
     return http_send_json(r, 200, out);

@@ -170,3 +170,26 @@ json_t *pg_int(PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? json_null()
                                       : json_integer(strtol(PQgetvalue(res, row, col), NULL, 10));
 }
+
+enum MHD_Result query_missing(http_req *r, db_status s, const char *what)
+{
+    if (s != DB_OK)
+        return db_failure(r, s);
+    char detail[64];
+    snprintf(detail, sizeof detail, "No such %s.", what);
+    return http_problem(r, 404, NULL, detail, NULL);
+}
+
+enum MHD_Result query_delete_owned(http_req *r, int st, const char *what)
+{
+    const char *params[] = {r->auth.account_id, r->params[0]};
+    PGresult *res;
+    db_status s = db_exec(db_thread(), (db_stmt)st, params, &res);
+    if (s != DB_OK)
+        return db_failure(r, s);
+    long n = strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    if (n == 0)
+        return query_missing(r, DB_OK, what);
+    return http_send_empty(r, 204);
+}

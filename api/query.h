@@ -4,6 +4,7 @@
 #ifndef POSTHORN_QUERY_H
 #define POSTHORN_QUERY_H
 #include "api/http.h"
+#include "db/db.h"
 #include "lib/addr.h"
 
 #include <libpq-fe.h>
@@ -31,6 +32,13 @@ enum MHD_Result query_send_page(http_req *r, PGresult *res, int limit,
  * next_cursor (bound to the account), or the 422/503. */
 enum MHD_Result query_keyset_page(http_req *r, int st, json_t *(*row_json)(PGresult *, int),
                                   int ts_col);
+
+/* An account's row that could not be loaded: the 503 of db status s, or (s is DB_OK: there
+ * is none) 404 "No such <what>.". */
+enum MHD_Result query_missing(http_req *r, db_status s, const char *what);
+/* DELETE of one of the account's rows: st takes ($1 account, $2 r->params[0]); 204, 404 "No
+ * such <what>." when it deleted nothing, or the 503. */
+enum MHD_Result query_delete_owned(http_req *r, int st, const char *what);
 
 json_t *pg_json(PGresult *res, int row, int col);   /* a json/jsonb cell; NULL cell -> null */
 json_t *pg_str(PGresult *res, int row, int col);    /* text cell or null */

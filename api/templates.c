@@ -228,10 +228,8 @@ enum MHD_Result h_template_update(http_req *r)
 {
     db_status s;
     PGresult *cur = load(r, r->params[0], "", &s);
-    if (!cur && s != DB_OK)
-        return db_failure(r, s);
     if (!cur)
-        return http_problem(r, 404, NULL, "No such template.", NULL);
+        return query_missing(r, s, "template");
     enum MHD_Result done;
     json_t *body = http_json_object(r, &done);
     if (!body) {
@@ -271,16 +269,7 @@ enum MHD_Result h_template_update(http_req *r)
 
 enum MHD_Result h_template_delete(http_req *r)
 {
-    const char *params[] = {r->auth.account_id, r->params[0]};
-    PGresult *res;
-    db_status s = db_exec(db_thread(), ST_TPL_DELETE, params, &res);
-    if (s != DB_OK)
-        return db_failure(r, s);
-    long n = strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    if (n == 0)
-        return http_problem(r, 404, NULL, "No such template.", NULL);
-    return http_send_empty(r, 204);
+    return query_delete_owned(r, ST_TPL_DELETE, "template");
 }
 
 /* ---- render ------------------------------------------------------------------------------ */
@@ -356,10 +345,8 @@ enum MHD_Result h_template_render(http_req *r)
     /* Existence first: another account's id answers 404 whatever the body. */
     db_status s;
     PGresult *res = load(r, r->params[0], "", &s);
-    if (!res && s != DB_OK)
-        return db_failure(r, s);
     if (!res)
-        return http_problem(r, 404, NULL, "No such template.", NULL);
+        return query_missing(r, s, "template");
     PQclear(res);
 
     enum MHD_Result done;

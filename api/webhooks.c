@@ -271,10 +271,8 @@ enum MHD_Result h_webhook_get(http_req *r)
 {
     db_status s;
     PGresult *res = load(r, &s);
-    if (!res && s != DB_OK)
-        return db_failure(r, s);
     if (!res)
-        return http_problem(r, 404, NULL, "No such webhook.", NULL);
+        return query_missing(r, s, "webhook");
     json_t *out = webhook_json(res, 0);
     PQclear(res);
     return http_send_json(r, 200, out);
@@ -284,10 +282,8 @@ enum MHD_Result h_webhook_update(http_req *r)
 {
     db_status s;
     PGresult *cur = load(r, &s);
-    if (!cur && s != DB_OK)
-        return db_failure(r, s);
     if (!cur)
-        return http_problem(r, 404, NULL, "No such webhook.", NULL);
+        return query_missing(r, s, "webhook");
     PQclear(cur);
     enum MHD_Result done;
     json_t *body = http_json_object(r, &done);
@@ -356,16 +352,7 @@ enum MHD_Result h_webhook_update(http_req *r)
 
 enum MHD_Result h_webhook_delete(http_req *r)
 {
-    const char *params[] = {r->auth.account_id, r->params[0]};
-    PGresult *res;
-    db_status s = db_exec(db_thread(), ST_WH_DELETE, params, &res);
-    if (s != DB_OK)
-        return db_failure(r, s);
-    long n = strtol(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    if (n == 0)
-        return http_problem(r, 404, NULL, "No such webhook.", NULL);
-    return http_send_empty(r, 204);
+    return query_delete_owned(r, ST_WH_DELETE, "webhook");
 }
 
 /* POST /v1/webhooks/{id}/test: one synthetic event, signed, sent now; answers the result. */
@@ -468,10 +455,8 @@ enum MHD_Result h_webhook_deliveries(http_req *r)
 {
     db_status s;
     PGresult *cur = load(r, &s);
-    if (!cur && s != DB_OK)
-        return db_failure(r, s);
     if (!cur)
-        return http_problem(r, 404, NULL, "No such webhook.", NULL);
+        return query_missing(r, s, "webhook");
     PQclear(cur);
     int limit;
     json_t *cursor;
@@ -517,10 +502,8 @@ enum MHD_Result h_webhook_replay(http_req *r)
 {
     db_status s;
     PGresult *cur = load(r, &s);
-    if (!cur && s != DB_OK)
-        return db_failure(r, s);
     if (!cur)
-        return http_problem(r, 404, NULL, "No such webhook.", NULL);
+        return query_missing(r, s, "webhook");
     PQclear(cur);
     enum MHD_Result done;
     json_t *body = http_json_object(r, &done);
