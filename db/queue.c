@@ -592,6 +592,11 @@ db_status queue_purge_campaign_data(db_conn *c, int limit, int *n)
     return run_limited(c, ST_RETENTION_DLV_DATA, limit, n);
 }
 
+db_status queue_trim_stats(db_conn *c, int limit, int *n)
+{
+    return run_bounded(c, ST_STATS_TRIM, cfg.stats_retention_ms, limit, n);
+}
+
 db_status queue_events_maintain(db_conn *c, int limit, int *n)
 {
     if (n)

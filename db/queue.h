@@ -206,6 +206,8 @@ db_status queue_purge_content(db_conn *c, int limit, int *n);
 /* Clears the per-recipient template data of campaign deliveries whose message
  * queue_purge_content has purged; *n deliveries. */
 db_status queue_purge_campaign_data(db_conn *c, int limit, int *n);
+/* Deletes hourly stats counters older than cfg.stats_retention_ms; *n rows. */
+db_status queue_trim_stats(db_conn *c, int limit, int *n);
 /* Events partitions: creates the daily ones of the next 7 days, drops those wholly older
  * than cfg.event_retention_ms, and deletes expired rows of the default partition (*n). */
 db_status queue_events_maintain(db_conn *c, int limit, int *n);

@@ -821,6 +821,12 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "   LIMIT $1::int FOR UPDATE OF d SKIP LOCKED)"
         " UPDATE deliveries d SET data = NULL FROM x"
         " WHERE d.account_id = x.account_id AND d.id = x.id", 1, 0},
+    [ST_STATS_TRIM] = {
+        /* $1 stats retention (ms), $2 limit: hourly counter rows older than the retention
+         * go (migration 0012 indexes hour). */
+        "DELETE FROM stats_hourly s USING (SELECT ctid FROM stats_hourly"
+        "   WHERE hour < now() - $1::bigint * interval '1 millisecond' LIMIT $2::int) x"
+        " WHERE s.ctid = x.ctid", 2, 0},
     [ST_EVENTS_MAINTAIN] = {
         /* $1 event retention (ms), $2 limit: daily partitions for the next 7 days, drops
          * those past the retention, deletes up to $2 expired rows of the default partition

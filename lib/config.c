@@ -91,6 +91,8 @@ static const setting settings[] = {
      "How long message content, attachments and transcripts are kept (events are kept longer)."},
     {"POSTHORN_EVENT_RETENTION", K_DURATION, O(event_retention_ms), "90d", 1 * SEC, 3650 * DAY, NULL,
      "How long events are kept (their time partitions are dropped afterwards)."},
+    {"POSTHORN_STATS_RETENTION", K_DURATION, O(stats_retention_ms), "730d", 1 * HOUR, 36500 * DAY, NULL,
+     "How long the hourly counters behind GET /v1/stats are kept (they outlive the events)."},
     {"POSTHORN_WEBHOOK_RETRY_SCHEDULE", K_SCHEDULE, O(webhook_retry_ms), "5s,5m,30m,2h,5h,10h,14h,20h,24h", 1 * SEC, 7 * DAY, NULL,
      "Delays between attempts of a failed webhook batch (the last one repeats), jittered; Retry-After is honoured."},
     {"POSTHORN_WEBHOOK_DISABLE_AFTER", K_DURATION, O(webhook_disable_after_ms), "3d", 1 * SEC, 30 * DAY, NULL,

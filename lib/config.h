@@ -45,6 +45,7 @@ typedef struct {
     int64_t poll_interval_ms;
     int64_t retention_ms;
     int64_t event_retention_ms;
+    int64_t stats_retention_ms;
     int64_t webhook_retry_ms[CONFIG_MAX_RETRIES];
     int     webhook_retry_len;
     int64_t webhook_disable_after_ms;

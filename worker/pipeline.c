@@ -463,6 +463,7 @@ static void *housekeeping_main(void *arg)
                 if (n > 0)
                     log_debug("%d campaign deliveries purged of their recipient data", n);
                 hk_run(p, db, queue_events_maintain);
+                hk_run(p, db, queue_trim_stats);
                 next_purge = time_mono_ms() + PURGE_PERIOD_MS;
             }
         }

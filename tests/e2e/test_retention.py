@@ -6,7 +6,8 @@
   with a delivery still waiting keeps everything.
 - POSTHORN_EVENT_RETENTION: daily partitions of events are made ahead (tomorrow .. +7),
   partitions wholly older than the retention are dropped, expired rows of the default
-  partition are deleted; /v1/stats keeps the counts of deleted events."""
+  partition are deleted; /v1/stats keeps the counts of deleted events.
+- POSTHORN_STATS_RETENTION: hourly stats counters older than it are deleted."""
 import datetime
 import json
 
@@ -66,7 +67,8 @@ def test_content_purged_after_retention(make_posthorn, pg):
 
 
 def test_event_partitions_and_retention(make_posthorn, pg):
-    ph = make_posthorn(env={"POSTHORN_EVENT_RETENTION": "1d"})
+    # counters of 2020 outlive the default stats retention (730d): keep them for this test
+    ph = make_posthorn(env={"POSTHORN_EVENT_RETENTION": "1d", "POSTHORN_STATS_RETENTION": "36500d"})
     ph.api_proc()
     aid = ph.create_account("event-retention")
     c = ph.client(ph.create_key(aid))
@@ -172,3 +174,27 @@ def test_campaign_recipient_data_purged_with_the_message(make_posthorn, pg):
                                   " FROM deliveries d WHERE campaign_id = %s" % sl.lit(cid))
     p = c.get("/v1/campaigns/" + cid).json()["progress"]
     assert p["total"] == 30 and p["delivered"] == 30
+
+
+def test_stats_counters_trimmed_after_stats_retention(make_posthorn, pg):
+    """Hourly stats counters older than POSTHORN_STATS_RETENTION are deleted by housekeeping;
+    newer ones, and what /v1/stats answers for them, stay."""
+    ph = make_posthorn(env={"POSTHORN_STATS_RETENTION": "48h"})
+    ph.api_proc()
+    aid = ph.create_account("stats-retention")
+    c = ph.client(ph.create_key(aid))
+    db = sl.Db(pg, ph)
+    a = sl.lit(aid)
+    db.sql("INSERT INTO stats_hourly (account_id, tag, hour, stream, domain, type, count) VALUES"
+           " (%s, '', date_trunc('hour', now()) - interval '72 hours', 'transactional', 'x.example', 'delivered', 5),"
+           " (%s, '', date_trunc('hour', now()) - interval '49 hours', 'transactional', 'x.example', 'delivered', 4),"
+           " (%s, '', date_trunc('hour', now()) - interval '47 hours', 'transactional', 'x.example', 'delivered', 3),"
+           " (%s, '', date_trunc('hour', now()), 'transactional', 'x.example', 'delivered', 2)" % (a, a, a, a))
+    ph.worker_proc()
+    wait_until(lambda: db.one("SELECT count(*) FROM stats_hourly WHERE account_id = %s" % a) == "2",
+               timeout=40, what="counters past the stats retention deleted")
+    since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=4)).strftime(
+        "%Y-%m-%dT%H:00:00Z")
+    r = c.get("/v1/stats", params={"since": since, "interval": "day"})
+    assert r.status_code == 200, r.text
+    assert sum(b["counts"].get("delivered", 0) for b in r.json()["data"]) == 5
