@@ -12,6 +12,7 @@
 #include "api/handlers.h"
 #include "api/ratelimit.h"
 #include "db/db.h"
+#include "db/redis.h"
 #include "lib/ids.h"
 #include "lib/log.h"
 #include "lib/token.h"
@@ -132,6 +133,8 @@ enum MHD_Result h_track_open(http_req *r)
         db_status s = db_exec(db_thread(), ST_TRACK_OPEN, p, NULL);
         if (s != DB_OK)
             log_failure("open not recorded", s);
+        else
+            redis_note_events(redis_thread());
     }
     http_add_header(r, "Cache-Control", "no-store, no-cache, must-revalidate, max-age=0");
     http_add_header(r, "Pragma", "no-cache");
@@ -162,6 +165,8 @@ enum MHD_Result h_track_click(http_req *r)
     http_add_header(r, "Location", PQgetvalue(res, 0, 0));
     http_add_header(r, "Cache-Control", "no-store");
     PQclear(res);
+    if (!head)
+        redis_note_events(redis_thread());
     return http_send_bytes(r, 302, "text/plain; charset=utf-8", "", 0);
 }
 

@@ -16,6 +16,7 @@
 #include "api/handlers.h"
 #include "api/query.h"
 #include "db/db.h"
+#include "db/redis.h"
 #include "lib/config.h"
 #include "lib/crypto.h"
 #include "lib/ids.h"
@@ -259,6 +260,7 @@ enum MHD_Result h_webhooks_create(http_req *r)
     PQclear(res);
     json_object_set_new(out, "secret", json_string(secret));
     memset(secret, 0, sizeof secret);
+    redis_note_events(redis_thread());   /* a dispatcher takes it up now, not at its next poll */
     return http_send_json(r, 201, out);
 }
 

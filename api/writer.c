@@ -330,6 +330,8 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
                 fail(jobs[i], 500, "Internal Server Error", "The message could not be stored.", 0);
         }
     wake_workers(rc, wake);
+    if (wake > 0)
+        redis_note_events(rc);   /* their 'queued' events */
 }
 
 static void refresh_depth(db_conn *c)

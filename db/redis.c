@@ -143,6 +143,8 @@ static int auth_and_select(redis_conn *r)
 
 static int ensure(redis_conn *r)
 {
+    if (!r)
+        return -1;   /* no usable Redis URL: callers take their no-Redis path */
     if (r->ctx)
         return 0;
     int64_t now = time_mono_ms();
@@ -190,4 +192,31 @@ redisReply *redis_cmd_block(redis_conn *r, int64_t block_ms, int argc, const cha
 int redis_up(redis_conn *r)
 {
     return r->ctx != NULL && r->up;
+}
+
+#define EVENTS_KEY "ph:events"
+
+void redis_note_events(redis_conn *r)
+{
+    const char *argv[] = {"INCR", EVENTS_KEY};
+    redisReply *rep = redis_cmd(r, 2, argv, NULL);
+    if (rep)
+        freeReplyObject(rep);
+}
+
+int redis_events_seq(redis_conn *r, long long *seq)
+{
+    const char *argv[] = {"GET", EVENTS_KEY};
+    redisReply *rep = redis_cmd(r, 2, argv, NULL);
+    if (!rep)
+        return -1;
+    int rc = 0;
+    if (rep->type == REDIS_REPLY_STRING)
+        *seq = strtoll(rep->str, NULL, 10);
+    else if (rep->type == REDIS_REPLY_NIL)
+        *seq = 0;
+    else
+        rc = -1;
+    freeReplyObject(rep);
+    return rc;
 }

@@ -21,6 +21,12 @@ redisReply *redis_cmd(redis_conn *r, int argc, const char **argv, const size_t *
 /* A blocking command (BLPOP): the socket timeout is widened by block_ms for this call. */
 redisReply *redis_cmd_block(redis_conn *r, int64_t block_ms, int argc, const char **argv,
                             const size_t *lens);
+/* Events were committed (or a webhook was made or changed): bumps the counter ph:events
+ * that webhook dispatchers watch, so they look at once instead of at their next poll.
+ * Best effort: nothing happens when Redis is unavailable. */
+void        redis_note_events(redis_conn *r);
+/* The ph:events counter into *seq (0 while unset); 0, or -1 when Redis is unavailable. */
+int         redis_events_seq(redis_conn *r, long long *seq);
 /* 1 when the last command succeeded (for /readyz and the redis_up metric). */
 int         redis_up(redis_conn *r);
 /* Parses a Redis URL; 0 ok. host needs 256 bytes, password 256. */

@@ -47,6 +47,7 @@ static void wake(redis_conn *rc)
     redisReply *rep = redis_cmd(rc, 4, trim, NULL);
     if (rep)
         freeReplyObject(rep);
+    redis_note_events(rc);   /* their 'queued' events */
 }
 
 /* One pass: start due scheduled campaigns, expand up to EXPAND_ROUNDS chunks, finish the

@@ -293,10 +293,11 @@ static db_status do_postpone(db_conn *db, pipeline *p, void *items, size_t n, in
     return queue_postpone(db, p->id, items, n, POSTPONE_MS, count);
 }
 
-static void record_results(db_conn *db, pipeline *p, queue_result *r, size_t n)
+/* Records outcomes (and their events); returns how many were recorded. */
+static int record_results(db_conn *db, pipeline *p, queue_result *r, size_t n)
 {
     if (n == 0)
-        return;
+        return 0;
     int count = 0;
     db_status s = with_retry(db, p, do_record, r, n, &count);
     if (s == DB_ERROR) {
@@ -321,17 +322,18 @@ static void record_results(db_conn *db, pipeline *p, queue_result *r, size_t n)
             }
             count += c1;
         }
-        return;
+        return count;
     }
     if (s != DB_OK) {
         log_error("%zu outcomes not recorded before shutdown (PostgreSQL unavailable); "
                   "their leases will expire and they will be tried again", n);
-        return;
+        return 0;
     }
     if ((size_t)count < n)
         log_warn("%zu outcomes not recorded: their lease had run out and the deliveries "
                  "were taken over", n - (size_t)count);
     log_debug("recorded %d outcomes", count);
+    return count;
 }
 
 static void release_refs(db_conn *db, pipeline *p, queue_ref *r, size_t n)
@@ -363,6 +365,7 @@ static void *recorder_main(void *arg)
 {
     pipeline *p = arg;
     db_conn *db = conn();
+    redis_conn *rc = redis_open(cfg.redis_url, cfg.redis_timeout_ms);
     wbatch *group[RECORD_Q_CAP + 1];
     wbatch *b;
     while ((b = bqueue_pop(p->record_q)) != NULL) {
@@ -388,7 +391,8 @@ static void *recorder_main(void *arg)
                 else
                     refs[nrefs++] = (queue_ref){j->item.account_id, j->item.id, j->item.attempt};
             }
-        record_results(db, p, res, nres);
+        if (record_results(db, p, res, nres) > 0)
+            redis_note_events(rc);   /* webhook dispatchers look now */
         release_refs(db, p, refs, nrefs);
         postpone_refs(db, p, later, nlater);
         free(res);
@@ -397,6 +401,7 @@ static void *recorder_main(void *arg)
         for (size_t k = 0; k < nb; k++)
             wbatch_free(group[k]);
     }
+    redis_close(rc);
     db_close(db);
     return NULL;
 }

@@ -16,6 +16,7 @@
  * abandoned. */
 #include "worker/webhooks.h"
 #include "db/db.h"
+#include "db/redis.h"
 #include "lib/config.h"
 #include "lib/crypto.h"
 #include "lib/ids.h"
@@ -39,6 +40,8 @@
 #define WH_DB_RETRY_MS  1000
 #define WH_BODY_MAX     (16L << 20)
 #define WH_MAX_DELAY_MS (7LL * 24 * 3600 * 1000)
+#define WH_SEQ_CHECK_MS 100      /* how often the ph:events counter is read */
+#define WH_WAKE_CLAIM_MS 1000    /* a wake-up claims new endpoints at most this often */
 #define POS_MAX         "9223372036854775807"
 
 typedef enum { EP_IDLE, EP_RESOLVING, EP_SENDING } ep_state;
@@ -50,6 +53,7 @@ typedef struct endpoint {
     int64_t   due_ms;            /* monotonic: next step when idle */
     int       dropped;           /* lease gone: finish nothing, free when idle */
     int       seen;              /* renewal bookkeeping */
+    int       waiting;           /* idle because its last look found no events */
     /* the attempt in progress */
     char      batch[IDS_MAX + 8];
     int       count, attempt;
@@ -74,7 +78,11 @@ struct webhooks {
     int         have_ch;
     endpoint   *eps;
     int         held;
-    int64_t     lease_ms, claim_period_ms, next_claim_ms;
+    int64_t     lease_ms, claim_period_ms, next_claim_ms, last_claim_ms;
+    redis_conn *rc;              /* the ph:events counter: wake-ups (else polling only) */
+    long long   ev_seq;
+    int         ev_known;
+    int64_t     next_seq_ms;
 };
 
 int64_t webhooks_retry_delay(const int64_t *schedule, int len, int attempt, double rnd,
@@ -272,6 +280,7 @@ static webhooks *g_self;   /* the resolver callback's way back (one dispatcher p
 static void step(webhooks *w, endpoint *e)
 {
     int64_t now = time_mono_ms();
+    e->waiting = 0;
     const char *lp[] = {e->account, e->id, w->worker_id};
     PGresult *res;
     db_status st = db_exec(w->db, ST_WH_LOAD, lp, &res);
@@ -328,6 +337,7 @@ static void step(webhooks *w, endpoint *e)
         free(secret_hex);
         ep_reset_attempt(e);
         e->due_ms = now + cfg.poll_interval_ms;
+        e->waiting = 1;   /* until the poll, or a wake-up (events_woken) */
         if (strcmp(filter, "*") != 0) {
             const char *sp[] = {e->account, e->id, w->worker_id, cxid, cid, filter};
             if (db_exec(w->db, ST_WH_SKIP, sp, &res) == DB_OK)
@@ -617,13 +627,40 @@ static void loop_wait(webhooks *w, int64_t timeout_ms)
     }
 }
 
+/* Reads the ph:events counter that event writers bump (db/redis.h); when it moved, the
+ * endpoints waiting for events look now, and new endpoints are claimed soon. Without
+ * Redis nothing changes: they look at their next poll. */
+static void events_woken(webhooks *w, int64_t now)
+{
+    if (now < w->next_seq_ms)
+        return;
+    w->next_seq_ms = now + WH_SEQ_CHECK_MS;
+    long long seq;
+    if (redis_events_seq(w->rc, &seq) != 0)
+        return;
+    if (w->ev_known && seq != w->ev_seq) {
+        for (endpoint *e = w->eps; e; e = e->next)
+            if (e->state == EP_IDLE && !e->dropped && e->waiting) {
+                e->waiting = 0;
+                e->due_ms = now;
+            }
+        int64_t soonest = w->last_claim_ms + WH_WAKE_CLAIM_MS;
+        if (w->next_claim_ms > soonest)
+            w->next_claim_ms = soonest;
+    }
+    w->ev_seq = seq;
+    w->ev_known = 1;
+}
+
 static void *run(void *arg)
 {
     webhooks *w = arg;
     while (!atomic_load(&w->stopping)) {
         int64_t now = time_mono_ms();
+        events_woken(w, now);
         if (now >= w->next_claim_ms) {
             leases(w);
+            w->last_claim_ms = now;
             w->next_claim_ms = now + w->claim_period_ms;
         }
         int64_t next = w->next_claim_ms;
@@ -686,6 +723,7 @@ webhooks *webhooks_start(const char *worker_id)
         abort();
     curl_multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)WH_HELD_MAX);
     w->db = db_open(cfg.database_url, "posthorn-worker webhooks");
+    w->rc = redis_open(cfg.redis_url, cfg.redis_timeout_ms);
     /* the lease outlives a whole attempt; it is renewed every claim period */
     w->lease_ms = cfg.lease_ms;
     if (w->lease_ms < 2 * cfg.webhook_timeout_ms + 5000)
@@ -716,6 +754,7 @@ void webhooks_stop(webhooks *w)
     curl_multi_cleanup(w->multi);
     ares_destroy(w->ch);
     db_close(w->db);
+    redis_close(w->rc);
     netguard_free(w->guard);
     g_self = NULL;
     free(w);
