@@ -23,6 +23,8 @@ typedef enum {
     ST_SUPP_DELETE,
     ST_WORKER_HEARTBEAT,
     ST_WORKER_STOPPED,
+    ST_WORKER_PEERS,
+    ST_WORKER_RESCUE,
     ST_QUEUE_DEPTH,
     ST_QUEUE_DUE,
     /* send path: API group-commit writer and message reads */

@@ -51,8 +51,26 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "DELETE FROM suppressions WHERE account_id = $1 AND email = $2"
         " AND ($3 = '' OR stream = $3)", 3, 0},
     [ST_WORKER_HEARTBEAT] = {
-        "INSERT INTO workers (id, hostname, pid) VALUES ($1, $2, $3::int)"
-        " ON CONFLICT (id) DO UPDATE SET last_seen_at = now()", 3, 1},
+        "INSERT INTO workers (id, hostname, pid, host_key) VALUES ($1, $2, $3::int, nullif($4, ''))"
+        " ON CONFLICT (id) DO UPDATE SET last_seen_at = now()", 4, 1},
+    [ST_WORKER_PEERS] = {
+        /* $1 host_key, $2 the asking worker, $3 lease (ms): the other running workers of
+         * this kernel and PID namespace (migration 0013) seen within a lease (older ones'
+         * rows have come back through the lease sweep). Columns: id, pid. */
+        "SELECT id, pid FROM workers WHERE host_key = $1 AND id <> $2 AND stopped_at IS NULL"
+        " AND last_seen_at > now() - $3::bigint * interval '1 millisecond' ORDER BY id", 3, 1},
+    [ST_WORKER_RESCUE] = {
+        /* $1 a worker found dead: it is marked stopped, and what it held comes back now -
+         * its claimed deliveries are due again (the attempt stays counted, as in the lease
+         * sweep) and its webhook endpoints are free. Answers the deliveries handed back. */
+        "WITH w AS (UPDATE workers SET stopped_at = now() WHERE id = $1 AND stopped_at IS NULL"
+        "   RETURNING id),"
+        " d AS (UPDATE deliveries SET state = 'queued', lease_owner = NULL,"
+        "   lease_expires_at = NULL, updated_at = now()"
+        "   WHERE state = 'sending' AND lease_owner = $1 AND EXISTS (SELECT 1 FROM w) RETURNING 1),"
+        " h AS (UPDATE webhooks SET lease_owner = NULL, lease_expires_at = NULL"
+        "   WHERE lease_owner = $1 AND EXISTS (SELECT 1 FROM w))"
+        " SELECT count(*) FROM d", 1, 0},
     [ST_WORKER_STOPPED] = {
         "UPDATE workers SET stopped_at = now(), last_seen_at = now() WHERE id = $1", 1, 1},
     [ST_QUEUE_DEPTH] = {

@@ -9,7 +9,9 @@
 #include "worker/bqueue.h"
 #include "worker/render.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@ struct pipeline {
     char        id[IDS_MAX];
     char        host[256];
     char        pid[16];
+    char        host_key[512];   /* kernel and PID namespace ("" unknown): see host_key_of */
     deliverer  *dlv;
     bqueue     *render_q, *deliver_q, *record_q;
     int         nrender;
@@ -424,13 +427,67 @@ static int hk_run(pipeline *p, db_conn *db, db_status (*fn)(db_conn *, int, int 
     return total;
 }
 
+/* This worker's host_key (migration 0013): hostname, boot id and PID-namespace inode, so
+ * that equal keys mean "the same processes are visible". "" when /proc cannot tell. */
+static void host_key_of(const char *host, char *out, size_t n)
+{
+    out[0] = '\0';
+    char boot[64] = "", ns[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f)
+        return;
+    if (!fgets(boot, sizeof boot, f))
+        boot[0] = '\0';
+    fclose(f);
+    boot[strcspn(boot, "\n")] = '\0';
+    ssize_t len = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    if (len <= 0 || !boot[0])
+        return;
+    ns[len] = '\0';
+    snprintf(out, n, "%s|%s|%s", host, boot, ns);
+}
+
+/* Workers of this host_key whose process is gone (killed, crashed) give back what they held
+ * now rather than when their leases run out. Only a certain death counts: kill(pid, 0)
+ * failing with ESRCH in the same PID namespace; a reused pid looks alive and is left to
+ * the lease. */
+static void rescue_dead_peers(pipeline *p, db_conn *db)
+{
+    if (!p->host_key[0])
+        return;
+    char lease[24];
+    snprintf(lease, sizeof lease, "%lld", (long long)cfg.lease_ms);
+    const char *params[] = {p->host_key, p->id, lease};
+    PGresult *res;
+    if (db_exec(db, ST_WORKER_PEERS, params, &res) != DB_OK)
+        return;
+    for (int i = 0; i < PQntuples(res); i++) {
+        long pid = strtol(PQgetvalue(res, i, 1), NULL, 10);
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        const char *id = PQgetvalue(res, i, 0);
+        const char *rp[] = {id};
+        PGresult *r2;
+        if (db_exec(db, ST_WORKER_RESCUE, rp, &r2) != DB_OK)
+            continue;
+        long n = PQntuples(r2) == 1 ? strtol(PQgetvalue(r2, 0, 0), NULL, 10) : 0;
+        PQclear(r2);
+        log_fields(LOG_WARN, json_pack("{s:s, s:i}", "dead_worker", id, "pid", (int)pid),
+                   "worker %s (pid %ld) is gone: %ld deliveries it held are queued again", id,
+                   pid, n);
+        if (n > 0)
+            atomic_store(&p->kick, 1);
+    }
+    PQclear(res);
+}
+
 static void *housekeeping_main(void *arg)
 {
     pipeline *p = arg;
     db_conn *db = conn();
     int64_t next_purge = 0;
     while (!stopping(p)) {
-        const char *hb[] = {p->id, p->host, p->pid};
+        const char *hb[] = {p->id, p->host, p->pid, p->host_key};
         if (db_exec(db, ST_WORKER_HEARTBEAT, hb, NULL) == DB_OK) {
             /* longest a claimed row can legitimately be held: waiting (one lease) plus the
              * longest SMTP transaction the timeouts allow */
@@ -439,6 +496,7 @@ static void *housekeeping_main(void *arg)
                            cfg.smtp_data_init_timeout_ms + cfg.smtp_data_done_timeout_ms +
                            cfg.smtp_data_block_timeout_ms * 4;
             queue_renew_leases(db, p->id, cfg.lease_ms, hold, NULL);
+            rescue_dead_peers(p, db);
             int n = hk_run(p, db, queue_sweep_leases);
             if (n > 0) {
                 log_info("%d deliveries whose lease expired are queued again", n);
@@ -494,6 +552,7 @@ pipeline *pipeline_start(const char *worker_id, deliverer *d)
     if (gethostname(p->host, sizeof p->host) != 0)
         snprintf(p->host, sizeof p->host, "unknown");
     p->host[sizeof p->host - 1] = '\0';
+    host_key_of(p->host, p->host_key, sizeof p->host_key);
     snprintf(p->pid, sizeof p->pid, "%d", (int)getpid());
     p->dlv = d;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -50,6 +50,39 @@ def test_kill9_worker_mid_delivery(mx_stack):
     assert w2.alive()
 
 
+def test_dead_worker_on_this_host_is_rescued_before_its_lease(mx_stack):
+    """A worker on the same host (same kernel, same PID namespace: workers.host_key) sees at
+    its next housekeeping pass that a killed worker's pid is gone, marks it stopped, and queues
+    what it held at once; with a 10-minute lease nothing would come back for 10 minutes."""
+    n = 30
+    st = mx_stack(mx={"rs.test": "127.0.0.4"}, worker=False,
+                  policy="rs.test connections=2\nmx.rs.test connections=2\n",
+                  env={"POSTHORN_LEASE": "10m"})
+    peer = st.peer("127.0.0.4", "stall", phase="dot", seconds=0.3)
+    mids = st.send_batch([st.message_body(["r%d@rs.test" % i], text="rescue %d\n" % i)
+                          for i in range(n)])
+    w1 = st.start_worker()
+    peer.wait_messages(4, timeout=30)
+    w2 = st.start_worker()         # on the same host; claims nothing while w1 holds all
+    held = int(st.sql("SELECT count(*) FROM deliveries WHERE state = 'sending'"))
+    assert held > 0
+    w1.kill9()
+    w1._expected_exit = True
+    t0 = time.monotonic()
+    dids = [r["delivery_id"] for mid in mids for r in st.message(mid)["recipients"]]
+
+    def done():
+        st.check_alive()
+        s = dlv_states(st, dids)
+        return s.get("delivered", 0) == n and s
+    wait_until(done, timeout=40, interval=0.5, what="every delivery delivered after the kill "
+               "(%r)" % (dlv_states(st, dids),))
+    took = time.monotonic() - t0
+    assert took < 60, took      # the lease (600 s) did not have to run out
+    assert st.sql("SELECT count(*) FROM workers WHERE pid = %d AND stopped_at IS NOT NULL"
+                  % w1.pid) == "1"
+    assert "deliveries it held are queued again" in w2.log()
+    assert w2.alive()
 
 
 def test_sigterm_mid_delivery_drains_without_duplicates(mx_stack):
