@@ -1,9 +1,11 @@
 /* api/messages.c - POST /v1/messages, POST /v1/messages/batch, GET /v1/messages[/{id}],
  * DELETE /v1/messages/{id}. Sending validates everything that can be validated up front
  * (every field error listed at once), turns the request into rows and hands them to the
- * group-commit writer (api/writer.h); the answer comes only after the commit. */
+ * group-commit writer (api/writer.h); the answer comes only after the commit. The checks
+ * POST /v1/campaigns shares (from, content, send_at, tracking) are exported by messages.h. */
 #include "api/cursor.h"
 #include "api/handlers.h"
+#include "api/messages.h"
 #include "api/query.h"
 #include "api/writer.h"
 #include "db/db.h"
@@ -37,23 +39,33 @@
 #define SEND_AT_PAST_MS    (60LL * 1000)
 #define SEND_AT_FUTURE_MS  (30LL * 24 * 3600 * 1000)
 
-/* ---- validation helpers --------------------------------------------------------------- */
+/* ---- validation helpers (api/messages.h) ----------------------------------------------- */
 
-typedef struct {
-    json_t *errors;
-    char    path[256];   /* field path prefix for this message ("" or "messages[3].") */
-} vctx;
-
-static void ferr(vctx *v, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void ferr(vctx *v, const char *field, const char *fmt, ...)
+void msgv_err(msgv *v, const char *field, const char *fmt, ...)
 {
     char msg[400], path[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(path, sizeof path, "%s%s", v->path, *field ? field : "body");
-    json_array_append_new(v->errors, json_pack("{s:s, s:s}", "field", path, "message", msg));
+    if (v->wording == MSGV_SEND) {
+        snprintf(path, sizeof path, "%s%s", v->path, *field ? field : "body");
+        field = path;
+    }
+    json_array_append_new(v->errors, json_pack("{s:s, s:s}", "field", field, "message", msg));
+}
+
+void msgv_unknown_fields(msgv *v, json_t *m, const char *const *known)
+{
+    const char *k;
+    json_t *val;
+    json_object_foreach(m, k, val) {
+        int found = 0;
+        for (int i = 0; known[i]; i++)
+            found |= strcmp(k, known[i]) == 0;
+        if (!found)
+            msgv_err(v, k, "unknown field");
+    }
 }
 
 /* Valid UTF-8 (jansson guarantees it) without NUL or other control characters. */
@@ -71,20 +83,21 @@ static int clean_text(const char *s, size_t n, int allow_newlines)
 
 
 /* A mailbox: "a@b", "Name <a@b>" or {"email","name"}. Returns 0 and fills a/name. */
-static int mailbox(vctx *v, const char *field, json_t *j, addr_t *a, char *name, size_t name_max)
+static int mailbox(msgv *v, const char *field, json_t *j, addr_t *a, char *name, size_t name_max)
 {
+    int camp = v->wording == MSGV_CAMPAIGN;
     name[0] = '\0';
     if (json_is_string(j)) {
         const char *why = addr_parse_mailbox(json_string_value(j), json_string_length(j), a, name,
                                              name_max);
         if (why) {
-            ferr(v, field, "is not a valid address: %s", why);
+            msgv_err(v, field, "is not a valid address: %s", why);
             return -1;
         }
         return 0;
     }
     if (!json_is_object(j)) {
-        ferr(v, field, "must be an address string or an object with email and name");
+        msgv_err(v, field, "must be an address string or an object with email and name");
         return -1;
     }
     int bad = 0;
@@ -93,20 +106,25 @@ static int mailbox(vctx *v, const char *field, json_t *j, addr_t *a, char *name,
     char sub[300];
     json_object_foreach(j, k, val) {
         if (strcmp(k, "email") && strcmp(k, "name")) {
-            snprintf(sub, sizeof sub, "%s.%s", field, k);
-            ferr(v, sub, "unknown field");
+            if (camp) {
+                msgv_err(v, field, "unknown field %.60s", k);
+            } else {
+                snprintf(sub, sizeof sub, "%s.%s", field, k);
+                msgv_err(v, sub, "unknown field");
+            }
             bad = 1;
         }
     }
     json_t *e = json_object_get(j, "email"), *n = json_object_get(j, "name");
     snprintf(sub, sizeof sub, "%s.email", field);
     if (!json_is_string(e)) {
-        ferr(v, sub, e ? "must be a string" : "is required");
+        msgv_err(v, sub, camp ? "is not a valid address: must be a string"
+                              : e ? "must be a string" : "is required");
         bad = 1;
     } else {
         const char *why = addr_parse(json_string_value(e), json_string_length(e), a);
         if (why) {
-            ferr(v, sub, "is not a valid address: %s", why);
+            msgv_err(v, sub, "is not a valid address: %s", why);
             bad = 1;
         }
     }
@@ -114,7 +132,7 @@ static int mailbox(vctx *v, const char *field, json_t *j, addr_t *a, char *name,
     if (n && !json_is_null(n)) {
         if (!json_is_string(n) || !addr_name_valid(json_string_value(n), json_string_length(n)) ||
             json_string_length(n) >= name_max) {
-            ferr(v, sub, "must be a string of at most 256 octets without control characters");
+            msgv_err(v, sub, "must be a string of at most 256 octets without control characters");
             bad = 1;
         } else {
             memcpy(name, json_string_value(n), json_string_length(n) + 1);
@@ -128,24 +146,86 @@ static json_t *addr_json(const addr_t *a, const char *name)
     return json_pack("{s:s, s:o}", "email", a->email, "name", *name ? json_string(name) : json_null());
 }
 
-static int template_ok(vctx *v, const char *field, json_t *j, size_t max)
+int msgv_from(msgv *v, json_t *m, const char *account_id, addr_t *from, char *name,
+              size_t name_max, db_status *dbst)
+{
+    json_t *jf = json_object_get(m, "from");
+    name[0] = '\0';
+    if (!jf) {
+        msgv_err(v, "from", "is required");
+        return 0;
+    }
+    if (mailbox(v, "from", jf, from, name, name_max) != 0)
+        return 0;
+    /* Mail goes out only from the account's verified domains (unless the operator allows
+     * unverified ones, as development setups do). */
+    if (!cfg.allow_unverified && *dbst == DB_OK) {
+        const char *dom = strrchr(from->email, '@') + 1;
+        const char *params[] = {account_id, dom};
+        PGresult *res;
+        db_status s = db_exec(db_thread(), ST_DOM_FROM_VERIFIED, params, &res);
+        if (s != DB_OK)
+            *dbst = s;
+        else {
+            if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+                msgv_err(v, "from", "%s is not a verified sending domain of this account (add "
+                                    "it with POST /v1/domains, publish its records, then verify "
+                                    "it)", dom);
+            PQclear(res);
+        }
+    }
+    return 1;
+}
+
+int msgv_send_at(msgv *v, json_t *jsa, char out[32])
+{
+    int64_t ms;
+    if (!json_is_string(jsa) ||
+        time_parse_rfc3339(json_string_value(jsa), json_string_length(jsa), &ms) != 0)
+        msgv_err(v, "send_at", "must be an RFC 3339 date-time such as 2026-12-01T09:00:00Z");
+    else if (ms < time_wall_ms() - SEND_AT_PAST_MS)
+        msgv_err(v, "send_at", "is more than a minute in the past");
+    else if (ms > time_wall_ms() + SEND_AT_FUTURE_MS)
+        msgv_err(v, "send_at", "is more than 30 days ahead");
+    else {
+        time_format_rfc3339(ms, out);
+        return 1;
+    }
+    return 0;
+}
+
+void msgv_tracking(msgv *v, json_t *tracking)
+{
+    int ok = json_is_object(tracking);
+    const char *k;
+    json_t *val;
+    if (ok)
+        json_object_foreach(tracking, k, val) {
+            if ((strcmp(k, "opens") && strcmp(k, "clicks")) || !json_is_boolean(val))
+                ok = 0;
+        }
+    if (!ok)
+        msgv_err(v, "tracking", "must be {\"opens\": bool, \"clicks\": bool}");
+}
+
+static int template_ok(msgv *v, const char *field, json_t *j, size_t max)
 {
     if (!json_is_string(j)) {
-        ferr(v, field, "must be a string");
+        msgv_err(v, field, "must be a string");
         return 0;
     }
     size_t n = json_string_length(j);
     if (n > max) {
-        ferr(v, field, "is longer than %zu octets", max);
+        msgv_err(v, field, "is longer than %zu octets", max);
         return 0;
     }
     if (memchr(json_string_value(j), '\0', n)) {
-        ferr(v, field, "must not contain NUL");
+        msgv_err(v, field, "must not contain NUL");
         return 0;
     }
     char err[256];
     if (tpl_check(json_string_value(j), n, err, sizeof err) != 0) {
-        ferr(v, field, "template error: %s", err);
+        msgv_err(v, field, "template error: %s", err);
         return 0;
     }
     return 1;
@@ -158,11 +238,12 @@ static int template_ok(vctx *v, const char *field, json_t *j, size_t max)
  * (the latest when none is given), which is what the message stores: the worker renders
  * exactly that version even if a newer one is published later. A database failure is left
  * in *dbst (the caller answers 503); unknown references are field errors. */
-static void resolve_template(vctx *v, json_t *jt, const char *account_id, json_t *content,
+static void resolve_template(msgv *v, json_t *jt, const char *account_id, json_t *content,
                              db_status *dbst)
 {
+    int camp = v->wording == MSGV_CAMPAIGN;   /* stops at the first problem */
     if (!json_is_object(jt)) {
-        ferr(v, "template", "must be an object with name or id, and optionally version");
+        msgv_err(v, "template", "must be an object with name or id, and optionally version");
         return;
     }
     int bad = 0;
@@ -170,34 +251,49 @@ static void resolve_template(vctx *v, json_t *jt, const char *account_id, json_t
     json_t *val;
     json_object_foreach(jt, k, val) {
         if (strcmp(k, "name") && strcmp(k, "id") && strcmp(k, "version")) {
+            if (camp) {
+                msgv_err(v, "template", "unknown field %.60s", k);
+                return;
+            }
             char f[96];
             snprintf(f, sizeof f, "template.%.60s", k);
-            ferr(v, f, "unknown field");
+            msgv_err(v, f, "unknown field");
             bad = 1;
         }
     }
     json_t *jn = json_object_get(jt, "name"), *ji = json_object_get(jt, "id"),
            *jv = json_object_get(jt, "version");
-    if (jn && ji) {
-        ferr(v, "template", "takes exactly one of name or id, not both");
+    if (camp) {
+        if ((jn != NULL) == (ji != NULL)) {
+            msgv_err(v, "template", "takes exactly one of name or id");
+            return;
+        }
+        json_t *js = jn ? jn : ji;
+        if (!json_is_string(js) || json_string_length(js) == 0 || json_string_length(js) > 100 ||
+            strlen(json_string_value(js)) != json_string_length(js)) {
+            msgv_err(v, jn ? "template.name" : "template.id", "must be a non-empty string");
+            return;
+        }
+    } else if (jn && ji) {
+        msgv_err(v, "template", "takes exactly one of name or id, not both");
         bad = 1;
     } else if (!jn && !ji) {
-        ferr(v, "template", "needs name or id");
+        msgv_err(v, "template", "needs name or id");
         bad = 1;
     } else if (jn && (!json_is_string(jn) || json_string_length(jn) == 0 ||
                       json_string_length(jn) > 100)) {
-        ferr(v, "template.name", "must be a template name (a string of 1 to 100 characters)");
+        msgv_err(v, "template.name", "must be a template name (a string of 1 to 100 characters)");
         bad = 1;
     } else if (ji && (!json_is_string(ji) || json_string_length(ji) == 0 ||
                       json_string_length(ji) > 64)) {
-        ferr(v, "template.id", "must be a template id (tpl_...)");
+        msgv_err(v, "template.id", "must be a template id (tpl_...)");
         bad = 1;
     }
     long long want = 0;
     if (jv && !json_is_null(jv)) {
         if (!json_is_integer(jv) || json_integer_value(jv) < 1 ||
             json_integer_value(jv) > 2147483647) {
-            ferr(v, "template.version", "must be an integer of at least 1");
+            msgv_err(v, "template.version", "must be an integer of at least 1");
             bad = 1;
         } else {
             want = json_integer_value(jv);
@@ -208,7 +304,7 @@ static void resolve_template(vctx *v, json_t *jt, const char *account_id, json_t
     const char *id = ji ? json_string_value(ji) : "", *name = jn ? json_string_value(jn) : "";
     if (strlen(id) != (ji ? json_string_length(ji) : 0) ||
         strlen(name) != (jn ? json_string_length(jn) : 0)) {   /* NUL inside: cannot exist */
-        ferr(v, "template", "no such template in this account");
+        msgv_err(v, "template", "no such template in this account");
         return;
     }
     char version[24] = "";
@@ -222,15 +318,47 @@ static void resolve_template(vctx *v, json_t *jt, const char *account_id, json_t
         return;
     }
     if (PQntuples(res) != 1) {
-        ferr(v, "template", "no such template in this account");
+        msgv_err(v, "template", "no such template in this account");
     } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
-        ferr(v, "template", "no version %s", PQgetvalue(res, 0, 1));
+        msgv_err(v, "template", "no version %s", PQgetvalue(res, 0, 1));
     } else {
         json_object_set_new(content, "template",
                             json_pack("{s:s, s:I}", "id", PQgetvalue(res, 0, 0), "version",
                                       (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10)));
     }
     PQclear(res);
+}
+
+void msgv_content(msgv *v, json_t *m, const char *account_id, json_t *content, db_status *dbst)
+{
+    json_t *jt = json_object_get(m, "template");
+    json_t *jsub = json_object_get(m, "subject"), *jh = json_object_get(m, "html"),
+           *jx = json_object_get(m, "text");
+    if (jt) {
+        if (jsub || jh || jx)
+            msgv_err(v, "template", "cannot be combined with subject, html or text");
+        else if (*dbst == DB_OK)
+            resolve_template(v, jt, account_id, content, dbst);
+    } else {
+        if (!jsub)
+            msgv_err(v, "subject", "is required (or use template)");
+        else if (template_ok(v, "subject", jsub, MAX_SUBJECT)) {
+            if (!mime_header_value_valid(json_string_value(jsub), json_string_length(jsub)))
+                msgv_err(v, "subject", "must not contain CR, LF, NUL or other control characters%s",
+                         v->wording == MSGV_SEND ? " (also not inside encoded-words)" : "");
+            else
+                json_object_set(content, "subject", jsub);
+        }
+        if ((!jh || json_is_null(jh)) && (!jx || json_is_null(jx)))
+            msgv_err(v, "html", "html or text is required");
+        if (jh && !json_is_null(jh) && template_ok(v, "html", jh, MAX_CONTENT_BYTES))
+            json_object_set(content, "html", jh);
+        if (jx && !json_is_null(jx) && template_ok(v, "text", jx, MAX_CONTENT_BYTES))
+            json_object_set(content, "text", jx);
+    }
+    json_t *data = json_object_get(m, "data");
+    if (data && !json_is_null(data) && !json_is_object(data))
+        msgv_err(v, "data", "must be an object");
 }
 
 /* ---- one message ------------------------------------------------------------------------ */
@@ -248,22 +376,22 @@ static const char *const known_fields[] = {
     "headers", "attachments", "metadata", "tags", "stream", "send_at", "tracking", "sandbox",
     "template", NULL};
 
-static void check_headers(vctx *v, json_t *h, json_t *out);
+static void check_headers(msgv *v, json_t *h, json_t *out);
 
 void message_headers_check(json_t *errors, json_t *h, json_t *out)
 {
-    vctx v = {errors, ""};
+    msgv v = {errors, "", MSGV_SEND};
     check_headers(&v, h, out);
 }
 
-static void check_headers(vctx *v, json_t *h, json_t *out)
+static void check_headers(msgv *v, json_t *h, json_t *out)
 {
     if (!json_is_object(h)) {
-        ferr(v, "headers", "must be an object of header names to string values");
+        msgv_err(v, "headers", "must be an object of header names to string values");
         return;
     }
     if (json_object_size(h) > MAX_HEADERS)
-        ferr(v, "headers", "has more than %d headers", MAX_HEADERS);
+        msgv_err(v, "headers", "has more than %d headers", MAX_HEADERS);
     const char *k;
     json_t *val;
     json_object_foreach(h, k, val) {
@@ -271,28 +399,28 @@ static void check_headers(vctx *v, json_t *h, json_t *out)
         snprintf(field, sizeof field, "headers.%.120s", k);
         const char *why = mime_custom_header_check(k, strlen(k));
         if (why) {
-            ferr(v, field, "%s", why);
+            msgv_err(v, field, "%s", why);
             continue;
         }
         if (!json_is_string(val) ||
             !mime_header_value_valid(json_string_value(val), json_string_length(val))) {
-            ferr(v, field, "must be a string of at most 998 octets without CR, LF, NUL or other "
-                           "control characters (also not inside encoded-words)");
+            msgv_err(v, field, "must be a string of at most 998 octets without CR, LF, NUL or "
+                               "other control characters (also not inside encoded-words)");
             continue;
         }
         json_array_append_new(out, json_pack("[s, s]", k, json_string_value(val)));
     }
 }
 
-static void check_attachments(vctx *v, json_t *a, const char *account_id, const char *msg_id,
+static void check_attachments(msgv *v, json_t *a, const char *account_id, const char *msg_id,
                               json_t *rows)
 {
     if (!json_is_array(a)) {
-        ferr(v, "attachments", "must be an array");
+        msgv_err(v, "attachments", "must be an array");
         return;
     }
     if (json_array_size(a) > MAX_ATTACHMENTS)
-        ferr(v, "attachments", "has more than %d attachments", MAX_ATTACHMENTS);
+        msgv_err(v, "attachments", "has more than %d attachments", MAX_ATTACHMENTS);
     long total = 0;
     size_t i;
     json_t *att;
@@ -300,7 +428,7 @@ static void check_attachments(vctx *v, json_t *a, const char *account_id, const 
         char f[96];
         if (!json_is_object(att)) {
             snprintf(f, sizeof f, "attachments[%zu]", i);
-            ferr(v, f, "must be an object");
+            msgv_err(v, f, "must be an object");
             continue;
         }
         int bad = 0;
@@ -310,7 +438,7 @@ static void check_attachments(vctx *v, json_t *a, const char *account_id, const 
             if (strcmp(k, "filename") && strcmp(k, "content_type") && strcmp(k, "content") &&
                 strcmp(k, "disposition") && strcmp(k, "content_id")) {
                 snprintf(f, sizeof f, "attachments[%zu].%.40s", i, k);
-                ferr(v, f, "unknown field");
+                msgv_err(v, f, "unknown field");
                 bad = 1;
             }
         }
@@ -322,7 +450,7 @@ static void check_attachments(vctx *v, json_t *a, const char *account_id, const 
             json_string_length(fn) > MAX_FILENAME ||
             !clean_text(json_string_value(fn), json_string_length(fn), 0) ||
             !mime_header_value_valid(json_string_value(fn), json_string_length(fn))) {
-            ferr(v, f, "is required: 1 to %d octets without control characters", MAX_FILENAME);
+            msgv_err(v, f, "is required: 1 to %d octets without control characters", MAX_FILENAME);
             bad = 1;
         }
         snprintf(f, sizeof f, "attachments[%zu].content_type", i);
@@ -338,14 +466,15 @@ static void check_attachments(vctx *v, json_t *a, const char *account_id, const 
                     ct_ok = 0;
         }
         if (!ct_ok) {
-            ferr(v, f, "is required: a MIME type like application/pdf");
+            msgv_err(v, f, "is required: a MIME type like application/pdf");
             bad = 1;
         }
         snprintf(f, sizeof f, "attachments[%zu].content", i);
         long len = json_is_string(co) ? crypto_b64_decode(json_string_value(co), json_string_length(co),
                                                           NULL, 0) : -1;
         if (len < 0) {
-            ferr(v, f, "is required: the file as standard base64 (with padding, no line breaks)");
+            msgv_err(v, f, "is required: the file as standard base64 (with padding, no line "
+                           "breaks)");
             bad = 1;
         } else {
             total += len;
@@ -357,7 +486,7 @@ static void check_attachments(vctx *v, json_t *a, const char *account_id, const 
                                        strcmp(json_string_value(di), "inline") == 0))
                 disp = json_string_value(di);
             else {
-                ferr(v, f, "must be attachment or inline");
+                msgv_err(v, f, "must be attachment or inline");
                 bad = 1;
             }
         }
@@ -370,12 +499,13 @@ static void check_attachments(vctx *v, json_t *a, const char *account_id, const 
                 if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("<>\"()[]\\,;:", *p))
                     ok = 0;
             if (!ok) {
-                ferr(v, f, "must be 1 to 250 printable ASCII characters without <>()[],;:\\\" or spaces");
+                msgv_err(v, f, "must be 1 to 250 printable ASCII characters without "
+                               "<>()[],;:\\\" or spaces");
                 bad = 1;
             } else
                 cid = s;
         } else if (strcmp(disp, "inline") == 0) {
-            ferr(v, f, "is required for inline attachments (referenced as cid:...)");
+            msgv_err(v, f, "is required for inline attachments (referenced as cid:...)");
             bad = 1;
         }
         if (!bad)
@@ -387,17 +517,17 @@ static void check_attachments(vctx *v, json_t *a, const char *account_id, const 
                                                   cid ? json_string(cid) : json_null(), "content", co));
     }
     if (total > MAX_ATTACH_BYTES)
-        ferr(v, "attachments", "decode to more than 25 MB in total");
+        msgv_err(v, "attachments", "decode to more than 25 MB in total");
 }
 
-static void check_metadata(vctx *v, json_t *m)
+static void check_metadata(msgv *v, json_t *m)
 {
     if (!json_is_object(m)) {
-        ferr(v, "metadata", "must be an object of string values");
+        msgv_err(v, "metadata", "must be an object of string values");
         return;
     }
     if (json_object_size(m) > MAX_METADATA)
-        ferr(v, "metadata", "has more than %d keys", MAX_METADATA);
+        msgv_err(v, "metadata", "has more than %d keys", MAX_METADATA);
     const char *k;
     json_t *val;
     json_object_foreach(m, k, val) {
@@ -405,22 +535,22 @@ static void check_metadata(vctx *v, json_t *m)
         snprintf(f, sizeof f, "metadata.%.64s", k);
         size_t kl = strlen(k);
         if (kl == 0 || kl > MAX_META_KEY || !clean_text(k, kl, 0))
-            ferr(v, f, "keys must be 1 to %d octets without control characters", MAX_META_KEY);
+            msgv_err(v, f, "keys must be 1 to %d octets without control characters", MAX_META_KEY);
         else if (!json_is_string(val) || json_string_length(val) > MAX_META_VALUE ||
                  !mime_header_value_valid(json_string_value(val), json_string_length(val)))
-            ferr(v, f, "must be a string of at most %d octets without control characters",
-                 MAX_META_VALUE);
+            msgv_err(v, f, "must be a string of at most %d octets without control characters",
+                     MAX_META_VALUE);
     }
 }
 
-static void check_tags(vctx *v, json_t *t)
+static void check_tags(msgv *v, json_t *t)
 {
     if (!json_is_array(t)) {
-        ferr(v, "tags", "must be an array of strings");
+        msgv_err(v, "tags", "must be an array of strings");
         return;
     }
     if (json_array_size(t) > MAX_TAGS)
-        ferr(v, "tags", "has more than %d tags", MAX_TAGS);
+        msgv_err(v, "tags", "has more than %d tags", MAX_TAGS);
     size_t i;
     json_t *tag;
     json_array_foreach(t, i, tag) {
@@ -429,26 +559,26 @@ static void check_tags(vctx *v, json_t *t)
         if (!json_is_string(tag) || json_string_length(tag) == 0 ||
             json_string_length(tag) > MAX_TAG_LEN ||
             !mime_header_value_valid(json_string_value(tag), json_string_length(tag)))
-            ferr(v, f, "must be 1 to %d octets without control characters", MAX_TAG_LEN);
+            msgv_err(v, f, "must be 1 to %d octets without control characters", MAX_TAG_LEN);
     }
 }
 
-static void add_recipients(vctx *v, json_t *list, const char *kind, int required,
+static void add_recipients(msgv *v, json_t *list, const char *kind, int required,
                            const built *b, const char *account_id, const char *msg_id,
                            const char *stream, const char *send_at, json_t *seen, json_t *header,
                            int *count, int *smtputf8)
 {
     if (!list || json_is_null(list)) {
         if (required)
-            ferr(v, kind, "is required: at least one recipient");
+            msgv_err(v, kind, "is required: at least one recipient");
         return;
     }
     if (!json_is_array(list)) {
-        ferr(v, kind, "must be an array of addresses");
+        msgv_err(v, kind, "must be an array of addresses");
         return;
     }
     if (required && json_array_size(list) == 0)
-        ferr(v, kind, "needs at least one recipient");
+        msgv_err(v, kind, "needs at least one recipient");
     size_t i;
     json_t *item;
     json_array_foreach(list, i, item) {
@@ -464,7 +594,7 @@ static void add_recipients(vctx *v, json_t *list, const char *kind, int required
         snprintf(key, sizeof key, "%s", a.email);
         addr_lower_ascii(key);
         if (json_object_get(seen, key)) {
-            ferr(v, field, "%s is already a recipient of this message", a.email);
+            msgv_err(v, field, "%s is already a recipient of this message", a.email);
             continue;
         }
         json_object_set_new(seen, key, json_true());
@@ -490,19 +620,11 @@ static void add_recipients(vctx *v, json_t *list, const char *kind, int required
 
 /* Validates one message object; on success fills b (rows and answer). Errors go to v; a
  * database failure while resolving a template reference goes to *dbst. */
-static void build_message(vctx *v, json_t *m, const char *account_id, built *b, int index,
+static void build_message(msgv *v, json_t *m, const char *account_id, built *b, int index,
                           db_status *dbst)
 {
     size_t errors_before = json_array_size(v->errors);
-    const char *k;
-    json_t *val;
-    json_object_foreach(m, k, val) {
-        int known = 0;
-        for (int i = 0; known_fields[i]; i++)
-            known |= strcmp(k, known_fields[i]) == 0;
-        if (!known)
-            ferr(v, k, "unknown field");
-    }
+    msgv_unknown_fields(v, m, known_fields);
 
     char msg_id[IDS_MAX];
     ids_new("msg_", msg_id);
@@ -522,51 +644,17 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
                                    strcmp(json_string_value(js), "broadcast") == 0))
             stream = json_string_value(js);
         else
-            ferr(v, "stream", "must be transactional or broadcast");
+            msgv_err(v, "stream", "must be transactional or broadcast");
     }
     char send_at[32];
     int has_send_at = 0;
     json_t *jsa = json_object_get(m, "send_at");
-    if (jsa && !json_is_null(jsa)) {
-        int64_t ms;
-        if (!json_is_string(jsa) ||
-            time_parse_rfc3339(json_string_value(jsa), json_string_length(jsa), &ms) != 0)
-            ferr(v, "send_at", "must be an RFC 3339 date-time such as 2026-12-01T09:00:00Z");
-        else if (ms < time_wall_ms() - SEND_AT_PAST_MS)
-            ferr(v, "send_at", "is more than a minute in the past");
-        else if (ms > time_wall_ms() + SEND_AT_FUTURE_MS)
-            ferr(v, "send_at", "is more than 30 days ahead");
-        else {
-            time_format_rfc3339(ms, send_at);
-            has_send_at = 1;
-        }
-    }
+    if (jsa && !json_is_null(jsa))
+        has_send_at = msgv_send_at(v, jsa, send_at);
 
     addr_t from;
-    char from_name[257] = "";
-    json_t *jf = json_object_get(m, "from");
-    int from_ok = 0;
-    if (!jf)
-        ferr(v, "from", "is required");
-    else
-        from_ok = mailbox(v, "from", jf, &from, from_name, sizeof from_name) == 0;
-
-    /* Mail goes out only from the account's verified domains (unless the operator allows
-     * unverified ones, as development setups do). */
-    if (from_ok && !cfg.allow_unverified && *dbst == DB_OK) {
-        const char *dom = strrchr(from.email, '@') + 1;
-        const char *params[] = {account_id, dom};
-        PGresult *res;
-        db_status s = db_exec(db_thread(), ST_DOM_FROM_VERIFIED, params, &res);
-        if (s != DB_OK)
-            *dbst = s;
-        else {
-            if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-                ferr(v, "from", "%s is not a verified sending domain of this account (add it "
-                                "with POST /v1/domains, publish its records, then verify it)", dom);
-            PQclear(res);
-        }
-    }
+    char from_name[257];
+    int from_ok = msgv_from(v, m, account_id, &from, from_name, sizeof from_name, dbst);
 
     json_t *reply_to = json_null();
     json_t *jr = json_object_get(m, "reply_to");
@@ -590,43 +678,17 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
                    NULL, &count, &smtputf8);
     json_decref(seen);
     if (count > MAX_RECIPIENTS)
-        ferr(v, "to", "a message has at most %d recipients across to, cc and bcc", MAX_RECIPIENTS);
+        msgv_err(v, "to", "a message has at most %d recipients across to, cc and bcc",
+                 MAX_RECIPIENTS);
 
     json_t *content = json_object();
-    json_t *jt = json_object_get(m, "template");
-    json_t *jsub = json_object_get(m, "subject"), *jh = json_object_get(m, "html"),
-           *jx = json_object_get(m, "text");
-    if (jt) {
-        if (jsub || jh || jx)
-            ferr(v, "template", "cannot be combined with subject, html or text");
-        else
-            resolve_template(v, jt, account_id, content, dbst);
-    } else {
-        if (!jsub)
-            ferr(v, "subject", "is required (or use template)");
-        else if (template_ok(v, "subject", jsub, MAX_SUBJECT)) {
-            if (!mime_header_value_valid(json_string_value(jsub), json_string_length(jsub)))
-                ferr(v, "subject", "must not contain CR, LF, NUL or other control characters "
-                                   "(also not inside encoded-words)");
-            else
-                json_object_set(content, "subject", jsub);
-        }
-        if ((!jh || json_is_null(jh)) && (!jx || json_is_null(jx)))
-            ferr(v, "html", "html or text is required");
-        if (jh && !json_is_null(jh) && template_ok(v, "html", jh, MAX_CONTENT_BYTES))
-            json_object_set(content, "html", jh);
-        if (jx && !json_is_null(jx) && template_ok(v, "text", jx, MAX_CONTENT_BYTES))
-            json_object_set(content, "text", jx);
-    }
-
+    msgv_content(v, m, account_id, content, dbst);
     json_t *data = json_object_get(m, "data");
-    if (data && !json_is_null(data) && !json_is_object(data))
-        ferr(v, "data", "must be an object");
     json_t *strict = json_object_get(m, "strict"), *sandbox = json_object_get(m, "sandbox");
     if (strict && !json_is_boolean(strict))
-        ferr(v, "strict", "must be true or false");
+        msgv_err(v, "strict", "must be true or false");
     if (sandbox && !json_is_boolean(sandbox))
-        ferr(v, "sandbox", "must be true or false");
+        msgv_err(v, "sandbox", "must be true or false");
 
     json_t *headers = json_array();
     if (json_object_get(m, "headers"))
@@ -640,16 +702,8 @@ static void build_message(vctx *v, json_t *m, const char *account_id, built *b, 
     if (tags)
         check_tags(v, tags);
     json_t *tracking = json_object_get(m, "tracking");
-    if (tracking) {
-        int ok = json_is_object(tracking);
-        if (ok)
-            json_object_foreach(tracking, k, val) {
-                if ((strcmp(k, "opens") && strcmp(k, "clicks")) || !json_is_boolean(val))
-                    ok = 0;
-            }
-        if (!ok)
-            ferr(v, "tracking", "must be {\"opens\": bool, \"clicks\": bool}");
-    }
+    if (tracking)
+        msgv_tracking(v, tracking);
 
     if (json_array_size(v->errors) > errors_before || !from_ok || *dbst != DB_OK) {
         json_decref(reply_to);
@@ -800,7 +854,7 @@ enum MHD_Result h_messages_send(http_req *r)
     json_t *body = http_json_object(r, &done);
     if (!body)
         return done;
-    vctx v = {json_array(), ""};
+    msgv v = {json_array(), "", MSGV_SEND};
     built b = {0};
     db_status dbst = DB_OK;
     build_message(&v, body, r->auth.account_id, &b, -1, &dbst);
@@ -863,10 +917,10 @@ enum MHD_Result h_messages_batch(http_req *r)
     int busy = 0;
     db_status dbst = DB_OK;
     json_array_foreach(list, i, m) {
-        vctx v = {json_array(), ""};
+        msgv v = {json_array(), "", MSGV_SEND};
         built b = {0};
         if (!json_is_object(m))
-            ferr(&v, "message", "must be a message object");
+            msgv_err(&v, "message", "must be a message object");
         else
             build_message(&v, m, r->auth.account_id, &b, (int)i, &dbst);
         if (dbst != DB_OK) {   /* a template reference could not be resolved: nothing sent */

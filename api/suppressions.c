@@ -4,11 +4,12 @@
  * compared lower-cased, as every mailbox provider treats them. Each entry carries its source:
  * manual (API, import), bounce, unsubscribe or complaint.
  *
- * Import is parsed (lib/csv) while the body arrives and upserted in batches of IMPORT_BATCH
- * rows, so memory stays flat up to cfg.csv_max (POSTHORN_CSV_MAX). Export is paged by keyset
- * (EXPORT_PAGE rows per query) into a chunked response. Cells that a spreadsheet would run
+ * Import is parsed (lib/csv, driven by api/csvupload.h) while the body arrives and upserted in
+ * batches of IMPORT_BATCH rows, so memory stays flat up to cfg.csv_max (POSTHORN_CSV_MAX).
+ * Export is paged by keyset (EXPORT_PAGE rows per query) into a chunked response. Cells that a spreadsheet would run
  * as a formula (starting with = + - @ TAB CR) are exported with a leading "'"; import takes
  * that "'" off again, so an export imports back unchanged. */
+#include "api/csvupload.h"
 #include "api/cursor.h"
 #include "api/handlers.h"
 #include "api/query.h"
@@ -178,29 +179,19 @@ enum MHD_Result h_suppressions_delete(http_req *r)
     return http_send_empty(r, 204);
 }
 
-/* ---- POST /v1/suppressions/import ------------------------------------------------------ */
+/* ---- POST /v1/suppressions/import (api/csvupload.h) ------------------------------------- */
 
 #define IMPORT_BATCH     1000      /* rows per upsert statement */
-#define REJECT_LIST_MAX  1000      /* rejections listed; all are counted */
 #define CSV_FIELD_MAX    65536
 #define CSV_FIELDS_MAX   64
 #define CSV_LINE_MAX     (128 * 1024)
 #define DISCARD_MAX      (1LL << 20)   /* bytes read on after a stop before closing */
 
 typedef struct {
+    csvupload   up;                /* first: counts, rejections, dbst; the CSV stream */
     char        account_id[40];
-    csv_parser *csv;
-    int         header_done;
     long        email_col, stream_col, reason_col;
-    size_t      ncols;
     json_t     *batch;             /* [{i, email, stream, reason}] not yet upserted */
-    long long   inserted, updated, rejected_count, rows;
-    json_t     *rejected;          /* [{row, reason}] */
-    db_status   dbst;
-    int         fatal;             /* 422: no usable header; nothing stored */
-    char        fatal_msg[200];
-    long long   bytes;
-    int         over_cap;
 } supp_import;
 
 static void supp_import_free(void *p)
@@ -208,35 +199,26 @@ static void supp_import_free(void *p)
     supp_import *c = p;
     if (!c)
         return;
-    csv_free(c->csv);
+    csvupload_release(&c->up);
     json_decref(c->batch);
-    json_decref(c->rejected);
     free(c);
 }
 
-static void reject_row(supp_import *c, size_t row, const char *reason)
+static void flush_batch(csvupload *u)
 {
-    c->rejected_count++;
-    if (json_array_size(c->rejected) >= REJECT_LIST_MAX)
-        return;
-    json_array_append_new(c->rejected, json_pack("{s:I, s:s}", "row", (json_int_t)row, "reason",
-                                                 reason));
-}
-
-static void flush_batch(supp_import *c)
-{
-    if (c->dbst != DB_OK || json_array_size(c->batch) == 0)
+    supp_import *c = (supp_import *)u;
+    if (u->dbst != DB_OK || json_array_size(c->batch) == 0)
         return;
     char *js = json_dumps(c->batch, JSON_COMPACT);
     const char *params[] = {c->account_id, js};
     PGresult *res;
-    c->dbst = db_exec(db_thread(), ST_SUPP_IMPORT, params, &res);
+    u->dbst = db_exec(db_thread(), ST_SUPP_IMPORT, params, &res);
     free(js);
     json_array_clear(c->batch);
-    if (c->dbst != DB_OK)
+    if (u->dbst != DB_OK)
         return;
-    c->inserted += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    c->updated += strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    u->inserted += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    u->updated += strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
 }
 
@@ -246,17 +228,9 @@ static void trim(const char **s, size_t *n)
     while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
 }
 
-static int header_row(supp_import *c, const char *const *f, const size_t *lens, size_t n,
-                      const char *error)
+static void header_row(csvupload *u, const char *const *f, const size_t *lens, size_t n)
 {
-    c->header_done = 1;
-    if (error) {
-        snprintf(c->fatal_msg, sizeof c->fatal_msg,
-                 "The CSV header row is not valid (%s); nothing was stored.", error);
-        c->fatal = 1;
-        return 1;
-    }
-    c->ncols = n;
+    supp_import *c = (supp_import *)u;
     for (size_t i = 0; i < n; i++) {
         const char *s = f[i];
         size_t l = lens[i];
@@ -268,49 +242,35 @@ static int header_row(supp_import *c, const char *const *f, const size_t *lens, 
         if (!col)
             continue;   /* other columns (source, created_at of an export) are ignored */
         if (*col >= 0) {
-            snprintf(c->fatal_msg, sizeof c->fatal_msg,
-                     "The CSV header names the column \"%.*s\" twice; nothing was stored.",
-                     (int)l, s);
-            c->fatal = 1;
-            return 1;
+            csvupload_fatal(u, "The CSV header names the column \"%.*s\" twice; nothing was "
+                            "stored.", (int)l, s);
+            return;
         }
         *col = (long)i;
     }
-    if (c->email_col < 0) {
-        snprintf(c->fatal_msg, sizeof c->fatal_msg,
-                 "The CSV header row has no \"email\" column; nothing was stored.");
-        c->fatal = 1;
-        return 1;
-    }
-    return 0;
+    if (c->email_col < 0)
+        csvupload_fatal(u, "The CSV header row has no \"email\" column; nothing was stored.");
 }
 
-static int import_row(void *ctx, size_t row_no, const char *const *f, const size_t *lens,
-                      size_t n, const char *error)
+static void import_row(csvupload *u, size_t row_no, const char *const *f, const size_t *lens,
+                       size_t n)
 {
-    supp_import *c = ctx;
-    if (!c->header_done)
-        return header_row(c, f, lens, n, error);
-    c->rows++;
-    if (error) {
-        reject_row(c, row_no, error);
-        return 0;
-    }
+    supp_import *c = (supp_import *)u;
     const char *email = (size_t)c->email_col < n ? f[c->email_col] : "";
     size_t el = (size_t)c->email_col < n ? lens[c->email_col] : 0;
     trim(&email, &el);
     csv_unneutralize(&email, &el);
     if (el == 0) {
-        reject_row(c, row_no, "email is empty");
-        return 0;
+        csvupload_reject(u, (long long)row_no, NULL, "email is empty");
+        return;
     }
     char addr[ADDR_MAX + 1];
     const char *why = addr_normalize(email, el, addr);
     if (why) {
         char reason[300];
         snprintf(reason, sizeof reason, "email is not a valid address: %s", why);
-        reject_row(c, row_no, reason);
-        return 0;
+        csvupload_reject(u, (long long)row_no, NULL, reason);
+        return;
     }
     addr_lower_ascii(addr);
 
@@ -324,8 +284,9 @@ static int import_row(void *ctx, size_t row_no, const char *const *f, const size
         else if (sl == 9 && strncasecmp(st, "broadcast", 9) == 0)
             stream = "broadcast";
         else if (sl != 0 && !(sl == 3 && strncasecmp(st, "all", 3) == 0)) {
-            reject_row(c, row_no, "stream must be transactional, broadcast or all");
-            return 0;
+            csvupload_reject(u, (long long)row_no, NULL,
+                             "stream must be transactional, broadcast or all");
+            return;
         }
     }
     json_t *reason = json_null();
@@ -335,12 +296,13 @@ static int import_row(void *ctx, size_t row_no, const char *const *f, const size
         trim(&re, &rl);
         csv_unneutralize(&re, &rl);
         if (rl > REASON_MAX) {
-            reject_row(c, row_no, "reason is longer than 1000 bytes");
-            return 0;
+            csvupload_reject(u, (long long)row_no, NULL, "reason is longer than 1000 bytes");
+            return;
         }
         if (has_controls(re, rl)) {
-            reject_row(c, row_no, "reason must not contain control characters (CR, LF, NUL, ...)");
-            return 0;
+            csvupload_reject(u, (long long)row_no, NULL,
+                             "reason must not contain control characters (CR, LF, NUL, ...)");
+            return;
         }
         if (rl)
             reason = json_stringn(re, rl);
@@ -348,119 +310,31 @@ static int import_row(void *ctx, size_t row_no, const char *const *f, const size
     json_array_append_new(c->batch, json_pack("{s:I, s:s, s:s, s:o}", "i", (json_int_t)row_no,
                                               "email", addr, "stream", stream, "reason", reason));
     if (json_array_size(c->batch) >= IMPORT_BATCH)
-        flush_batch(c);
-    return c->dbst == DB_OK ? 0 : 1;
+        flush_batch(u);
 }
 
-static enum MHD_Result import_chunk(http_req *r, const char *data, size_t len)
-{
-    supp_import *c = r->ctx;
-    c->bytes += (long long)len;
-    if (c->fatal || c->over_cap || c->dbst != DB_OK)
-        return c->bytes > cfg.csv_max + DISCARD_MAX ? MHD_NO : MHD_YES;
-    if (c->bytes > cfg.csv_max) {
-        /* only a chunked body gets here (a long Content-Length is refused up front): the
-         * rows wholly before the cap are stored, the rest is not read */
-        size_t keep = len - (size_t)(c->bytes - cfg.csv_max);
-        if (keep)
-            csv_feed(c->csv, data, keep, import_row, c);
-        c->over_cap = 1;
-        return MHD_YES;
-    }
-    csv_feed(c->csv, data, len, import_row, c);
-    return MHD_YES;
-}
-
-static int is_csv(const char *ct)
-{
-    if (!ct)
-        return 0;
-    while (*ct == ' ')
-        ct++;
-    if (strncasecmp(ct, "text/csv", 8) != 0)
-        return 0;
-    return ct[8] == '\0' || ct[8] == ';' || ct[8] == ' ';
-}
-
-static enum MHD_Result import_answer(http_req *r, supp_import *c)
-{
-    if (c->fatal) {
-        json_t *errors = json_array();
-        http_field_error(errors, "body", "%s", c->fatal_msg);
-        return http_problem(r, 422, NULL, c->fatal_msg, errors);
-    }
-    json_t *out = json_pack("{s:I, s:I, s:O, s:I}", "inserted", (json_int_t)c->inserted,
-                            "updated", (json_int_t)c->updated, "rejected", c->rejected,
-                            "rejected_count", (json_int_t)c->rejected_count);
-    if (!c->over_cap && c->dbst == DB_OK)
-        return http_send_json(r, 200, out);
-    /* The problem says what was stored before it, with the same counts as a 200. */
-    unsigned status = c->over_cap ? 413 : c->dbst == DB_DOWN ? 503 : 500;
-    char detail[300];
-    if (c->over_cap)
-        snprintf(detail, sizeof detail, "The CSV body is larger than the limit of %lld bytes. "
-                 "The rows before the limit were stored; the rest was not read.",
-                 (long long)cfg.csv_max);
-    else
-        snprintf(detail, sizeof detail, "The database failed during the import; the rows "
-                 "counted here were stored. Retry the upload (it is an upsert).");
-    if (status == 503)
-        http_add_header(r, "Retry-After", "1");
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-                          status == 413 ? "Content Too Large" : "Import interrupted", "status",
-                          (int)status, "detail", detail);
-    json_object_update(p, out);
-    json_decref(out);
-    char *js = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(p);
-    enum MHD_Result ret = http_send_bytes(r, status, "application/problem+json", js, strlen(js));
-    free(js);
-    return ret;
-}
+static const csvupload_spec supp_csv = {
+    .max_field = CSV_FIELD_MAX, .max_fields = CSV_FIELDS_MAX, .max_line = CSV_LINE_MAX,
+    .discard_max = DISCARD_MAX, .header = header_row, .row = import_row, .flush = flush_batch,
+    .detail_counts = 0};
 
 enum MHD_Result h_suppressions_import(http_req *r)
 {
     if (r->streaming) {   /* before the body */
         const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-        if (!is_csv(ct))
+        if (!csvupload_is_csv(ct))
             return http_problem(r, 415, NULL, "Send the suppressions as Content-Type: text/csv "
                                               "(a header row with an email column).", NULL);
-        const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl) {
-            char *end;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (*end || end == cl || n > (unsigned long long)cfg.csv_max) {
-                char detail[160];
-                snprintf(detail, sizeof detail, "The CSV body is larger than the limit of %lld "
-                         "bytes; nothing was stored.", (long long)cfg.csv_max);
-                return http_problem(r, 413, NULL, detail, NULL);
-            }
-        }
         supp_import *c = xcalloc(1, sizeof *c);
+        csvupload_init(&c->up, &supp_csv);
         snprintf(c->account_id, sizeof c->account_id, "%s", r->auth.account_id);
-        c->csv = csv_new(CSV_FIELD_MAX, CSV_FIELDS_MAX, CSV_LINE_MAX);
         c->email_col = c->stream_col = c->reason_col = -1;
         c->batch = json_array();
-        c->rejected = json_array();
-        c->dbst = DB_OK;
-        r->ctx = c;
-        r->ctx_free = supp_import_free;
-        r->on_chunk = import_chunk;
-        return MHD_YES;
+        return csvupload_start(r, c, supp_import_free);
     }
-    supp_import *c = r->ctx;
-    if (!c)
+    if (!r->ctx)
         return http_problem(r, 500, NULL, "Internal error.", NULL);
-    if (!c->fatal && !c->over_cap && c->dbst == DB_OK)
-        csv_finish(c->csv, import_row, c);
-    if (!c->fatal && c->dbst == DB_OK)
-        flush_batch(c);
-    if (!c->header_done && !c->fatal) {
-        snprintf(c->fatal_msg, sizeof c->fatal_msg,
-                 "The CSV body is empty: it needs a header row with an email column.");
-        c->fatal = 1;
-    }
-    return import_answer(r, c);
+    return csvupload_finish(r, r->ctx);
 }
 
 /* ---- GET /v1/suppressions/export ------------------------------------------------------- */
