@@ -128,10 +128,8 @@ enum MHD_Result h_list_get(http_req *r)
     PGresult *res;
     db_status s;
     int f = list_load(r, r->params[0], &res, &s);
-    if (f < 0)
-        return db_failure(r, s);
-    if (f == 0)
-        return http_problem(r, 404, NULL, "No such list.", NULL);
+    if (f <= 0)
+        return query_missing(r, f < 0 ? s : DB_OK, "list");
     json_t *out = list_json(res, 0);
     PQclear(res);
     return http_send_json(r, 200, out);
@@ -149,10 +147,8 @@ enum MHD_Result h_list_delete(http_req *r)
     if (n > 0)
         return http_send_empty(r, 204);
     int f = list_load(r, r->params[0], NULL, &s);
-    if (f < 0)
-        return db_failure(r, s);
-    if (f == 0)
-        return http_problem(r, 404, NULL, "No such list.", NULL);
+    if (f <= 0)
+        return query_missing(r, f < 0 ? s : DB_OK, "list");
     return http_problem(r, 409, NULL, "The list is used by a campaign; it cannot be deleted.",
                         NULL);
 }
@@ -459,10 +455,8 @@ enum MHD_Result h_contacts_upload(http_req *r)
     if (r->streaming) {   /* before the body: decide how to take it */
         db_status s;
         int f = list_load(r, r->params[0], NULL, &s);
-        if (f < 0)
-            return db_failure(r, s);
-        if (f == 0)
-            return http_problem(r, 404, NULL, "No such list.", NULL);
+        if (f <= 0)
+            return query_missing(r, f < 0 ? s : DB_OK, "list");
         const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
         if (ct && strncasecmp(ct, "application/json", 16) == 0)
             return MHD_YES;   /* buffered up to the route's cap, then the second call */
@@ -495,10 +489,8 @@ enum MHD_Result h_contacts_list(http_req *r)
 {
     db_status s;
     int f = list_load(r, r->params[0], NULL, &s);
-    if (f < 0)
-        return db_failure(r, s);
-    if (f == 0)
-        return http_problem(r, 404, NULL, "No such list.", NULL);
+    if (f <= 0)
+        return query_missing(r, f < 0 ? s : DB_OK, "list");
     int limit;
     json_t *cursor;
     enum MHD_Result done;

@@ -1073,10 +1073,8 @@ enum MHD_Result h_message_get(http_req *r)
     db_status st = DB_OK;
     int found;
     json_t *m = load_message(r->auth.account_id, r->params[0], &st, &found);
-    if (!m && st != DB_OK)
-        return db_failure(r, st);
     if (!m)
-        return http_problem(r, 404, NULL, "No such message.", NULL);
+        return query_missing(r, st, "message");
     return http_send_json(r, 200, m);
 }
 
@@ -1086,10 +1084,8 @@ enum MHD_Result h_message_cancel(http_req *r)
     db_status st;
     int found;
     json_t *m = load_message(r->auth.account_id, r->params[0], &st, &found);
-    if (!m && st != DB_OK)
-        return db_failure(r, st);
     if (!m)
-        return http_problem(r, 404, NULL, "No such message.", NULL);
+        return query_missing(r, st, "message");
     json_decref(m);
     PGresult *res;
     if ((st = db_exec(db_thread(), ST_MSG_CANCEL, params, &res)) != DB_OK)
