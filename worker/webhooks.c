@@ -613,7 +613,9 @@ static void loop_wait(webhooks *w, int64_t timeout_ms)
     if (timeout_ms < 0)
         timeout_ms = 0;
     int numfds = 0;
-    curl_multi_wait(w->multi, nextra ? extra : NULL, (unsigned)nextra, (int)timeout_ms, &numfds);
+    /* curl_multi_poll, unlike curl_multi_wait, sleeps the timeout when there is nothing to
+     * wait on (no transfer, no look-up): an idle dispatcher must not spin */
+    curl_multi_poll(w->multi, nextra ? extra : NULL, (unsigned)nextra, (int)timeout_ms, &numfds);
     if (nextra) {
         for (int i = 0; i < nextra; i++) {
             ares_socket_t r = (extra[i].revents & (CURL_WAIT_POLLIN | CURL_WAIT_POLLPRI))

@@ -75,3 +75,30 @@ def test_two_workers_two_rows(make_posthorn, pg):
         w.signal(15)
     for w in (w1, w2):
         assert w.p.wait(30) == 0
+
+
+def cpu_ticks(pid):
+    """utime + stime of every thread of pid, in clock ticks (/proc/<pid>/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_idle_worker_sleeps(make_posthorn, pg):
+    """A worker with nothing to do (no deliveries, webhooks, campaigns) sleeps: over 5 s it
+    uses well under a fifth of one core. (Its webhook loop once spun: curl_multi_wait returns
+    at once when there is nothing to wait on.) Not a speed figure: a busy loop uses the whole
+    core however loaded the machine, an idle worker next to nothing."""
+    import os
+    ph = make_posthorn(env={"POSTHORN_POLL_INTERVAL": "1s"})
+    w = ph.worker_proc()
+    db = ph.db_url.rsplit("/", 1)[1]
+    wait_until(lambda: pg.psql("SELECT count(*) FROM workers WHERE pid = %d" % w.pid,
+                               db=db) == "1", timeout=30, what="the worker's heartbeat row")
+    time.sleep(2)                       # start-up done
+    hz = os.sysconf("SC_CLK_TCK")
+    t0, c0 = time.monotonic(), cpu_ticks(w.pid)
+    time.sleep(5)
+    used = (cpu_ticks(w.pid) - c0) / hz / (time.monotonic() - t0)
+    assert used < 0.2, "an idle worker used %.0f%% of a core" % (used * 100)
+    assert w.alive()
