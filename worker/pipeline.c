@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define CLAIM_BATCH      100    /* deliveries per claim */
-#define IDLE_CLAIM_GAP   1000   /* ms between claims that find nothing: <= 1 poll/s idle */
+#define IDLE_CLAIM_GAP   50     /* ms after a claim that found nothing (a stale wake-up) */
 #define WAKE_KEY         "ph:wake"
 #define WAKE_SLICE_MS    500    /* BLPOP slices, so a stop is noticed quickly */
 #define HK_PERIOD_MS     2000   /* housekeeping: heartbeat, sweep, expiry */
