@@ -200,7 +200,7 @@ def test_large_csv_streams_with_flat_memory(make_posthorn):
     assert r.status_code == 200, r.text[:500]
     assert r.json()["inserted"] == n
     grown = api.vmhwm_kb() - before
-    assert grown < 40 * 1024, "posthorn-api grew by %d kB for a 60 MB upload" % grown
+    assert grown < 40 * 1024 + hph.VALGRIND_RSS_SLACK_KB, "posthorn-api grew by %d kB for a 60 MB upload" % grown
 
 
 def test_bounce_and_complaint_suppressions_set_contact_status(new_account, ph, pg):
