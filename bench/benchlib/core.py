@@ -422,7 +422,8 @@ def markdown(doc):
     order = {"posthorn": 0, "peer": 1, "floor": 2}
     for f in sorted(doc["figures"], key=lambda f: order[f["kind"]]):
         fmt = "%.0f"
-        if "CPU" in f["unit"] or f["unit"] in ("ms", "MB"):
+        if "CPU" in f["unit"] or f["unit"] in ("ms", "MB", "s", "ratio", "x") or \
+                abs(f["median"]) < 10:
             fmt = "%.3f" if f["median"] < 1 else "%.2f" if f["median"] < 100 else "%.0f"
         out.append("| %s | %s | %s | %s | %s |" % (
             f["kind"], f["label"], fmt % f["median"], f["unit"],
