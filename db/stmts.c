@@ -276,17 +276,20 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         /* $1 worker, $2 lease (ms), $3 batch size. Priority 0 (transactional) first, then 1
          * (broadcast), then anything higher: one range scan of the partial index
          * deliveries_due per priority, so rows waiting in the future (scheduled, retries)
-         * are never walked over; a branch runs only while the batch is not full. A paused
+         * are never walked over; a branch runs only while the batch is not full. A batch
+         * holds transactional rows only or none (the others run only when p0 found nothing),
+         * so the worker can pass it ahead of bulk work at every stage. A paused
          * campaign's deliveries are parked (ST_CAMP_PARK); the few that fall due anyway (a
          * deferral or a lease sweep of one in flight at the pause) are passed over. */
-        "UPDATE deliveries d SET state = 'sending', lease_owner = $1,"
+        "WITH p0 AS (SELECT account_id, id FROM deliveries"
+        "   WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = 0"
+        "   AND next_attempt_at <= now() AND expires_at > now()"
+        "   ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED)"
+        " UPDATE deliveries d SET state = 'sending', lease_owner = $1,"
         " lease_expires_at = now() + $2::bigint * interval '1 millisecond',"
         " attempts = d.attempts + 1, updated_at = now()"
         " FROM (SELECT * FROM ("
-        "   SELECT * FROM (SELECT account_id, id FROM deliveries"
-        "     WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = 0"
-        "     AND next_attempt_at <= now() AND expires_at > now()"
-        "     ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) p0"
+        "   SELECT * FROM p0"
         "   UNION ALL"
         "   SELECT * FROM (SELECT account_id, id FROM deliveries"
         "     WHERE state IN ('queued', 'deferred', 'scheduled') AND priority = 1"
@@ -295,11 +298,13 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "       WHERE c.account_id = deliveries.account_id AND c.id = deliveries.campaign_id"
         "       AND c.state = 'paused'))"
         "     ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) p1"
+        "   WHERE NOT EXISTS (SELECT 1 FROM p0)"
         "   UNION ALL"
         "   SELECT * FROM (SELECT account_id, id FROM deliveries"
         "     WHERE state IN ('queued', 'deferred', 'scheduled') AND priority > 1"
         "     AND next_attempt_at <= now() AND expires_at > now()"
         "     ORDER BY priority, next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) px"
+        "   WHERE NOT EXISTS (SELECT 1 FROM p0)"
         "   ) u LIMIT $3::int) c"
         " WHERE d.account_id = c.account_id AND d.id = c.id"
         " RETURNING d.account_id, d.id, d.message_id, d.recipient, d.recipient_name, d.kind,"

@@ -1530,9 +1530,11 @@ void engine_submit(smtp_engine *e, const engine_job *jobs, size_t n)
     if (n == 0)
         return;
     qjob *first = NULL, *last = NULL;
+    int bulk = 0;   /* transactional jobs never wait for room behind bulk ones */
     for (size_t i = 0; i < n; i++) {
         qjob *q = xcalloc(1, sizeof *q);
         q->j = jobs[i];
+        bulk |= jobs[i].priority != 0;
         if (last)
             last->next = q;
         else
@@ -1540,7 +1542,7 @@ void engine_submit(smtp_engine *e, const engine_job *jobs, size_t n)
         last = q;
     }
     pthread_mutex_lock(&e->mu);
-    while (atomic_load(&e->pending) > e->bound && !atomic_load(&e->draining))
+    while (bulk && atomic_load(&e->pending) > e->bound && !atomic_load(&e->draining))
         pthread_cond_wait(&e->room, &e->mu);
     atomic_fetch_add(&e->pending, n);
     if (e->inbox_tail)

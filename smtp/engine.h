@@ -71,7 +71,8 @@ typedef enum { ENGINE_MODE_MX, ENGINE_MODE_RELAY } engine_mode;
 smtp_engine *engine_start(engine_mode mode, const engine_events *ev, void *ctx, char *err,
                           size_t errlen);
 /* Hands jobs to the loop (thread-safe; the array is copied, the job contents must live
- * until their result). Blocks while more than the in-flight bound are waiting. */
+ * until their result). Blocks while more than the in-flight bound are waiting, unless every
+ * job is transactional (priority 0): those never wait behind bulk work. */
 void engine_submit(smtp_engine *e, const engine_job *jobs, size_t n);
 /* Jobs submitted and without a result yet. */
 size_t engine_pending(smtp_engine *e);

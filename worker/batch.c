@@ -16,6 +16,10 @@ wbatch *wbatch_new(queue_item *items, int n, int64_t lease_end_ms)
     }
     b->njobs = (size_t)n;
     b->lease_end_ms = lease_end_ms;
+    b->urgent = n > 0;
+    for (int i = 0; i < n; i++)
+        if (items[i].priority != 0)
+            b->urgent = 0;
     free(items);
     return b;
 }

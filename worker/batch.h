@@ -55,6 +55,7 @@ typedef struct {
     wmsg    *msgs;
     size_t   nmsgs;
     int64_t  lease_end_ms;      /* monotonic time the lease runs out */
+    int      urgent;            /* every job is transactional (priority 0): the express lane */
 } wbatch;
 
 /* A batch owning the claimed items (the array is taken over and freed). */

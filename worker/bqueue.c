@@ -6,12 +6,15 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* Urgent items (bqueue_push_urgent) may exceed cap by this many. */
+#define URGENT_SLOTS 8
+
 struct bqueue {
     pthread_mutex_t lock;
     pthread_cond_t  not_empty;
     pthread_cond_t  not_full;
-    void          **items;
-    size_t          cap, head, len;
+    void          **items;          /* a ring of size slots */
+    size_t          cap, size, head, len;
     int             closed;
 };
 
@@ -20,7 +23,8 @@ bqueue *bqueue_new(size_t cap)
     if (cap == 0)
         die("bqueue_new: zero capacity");
     bqueue *q = xcalloc(1, sizeof *q);
-    q->items = xcalloc(cap, sizeof *q->items);
+    q->size = cap + URGENT_SLOTS;
+    q->items = xcalloc(q->size, sizeof *q->items);
     q->cap = cap;
     pthread_mutex_init(&q->lock, NULL);
     pthread_condattr_t ca;
@@ -46,11 +50,25 @@ void bqueue_free(bqueue *q)
 void bqueue_push(bqueue *q, void *item)
 {
     pthread_mutex_lock(&q->lock);
-    while (q->len == q->cap && !q->closed)
+    while (q->len >= q->cap && !q->closed)
         pthread_cond_wait(&q->not_full, &q->lock);
     if (q->closed)
         die("bqueue_push: queue is closed");
-    q->items[(q->head + q->len) % q->cap] = item;
+    q->items[(q->head + q->len) % q->size] = item;
+    q->len++;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void bqueue_push_urgent(bqueue *q, void *item)
+{
+    pthread_mutex_lock(&q->lock);
+    while (q->len >= q->size && !q->closed)
+        pthread_cond_wait(&q->not_full, &q->lock);
+    if (q->closed)
+        die("bqueue_push_urgent: queue is closed");
+    q->head = (q->head + q->size - 1) % q->size;
+    q->items[q->head] = item;
     q->len++;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->lock);
@@ -59,7 +77,7 @@ void bqueue_push(bqueue *q, void *item)
 static void *take(bqueue *q)
 {
     void *item = q->items[q->head];
-    q->head = (q->head + 1) % q->cap;
+    q->head = (q->head + 1) % q->size;
     q->len--;
     pthread_cond_broadcast(&q->not_full);
     return item;
@@ -95,7 +113,7 @@ int bqueue_wait_room(bqueue *q, int64_t timeout_ms)
     }
     pthread_mutex_lock(&q->lock);
     int rc = 0;
-    while (q->len == q->cap && !q->closed && rc != ETIMEDOUT)
+    while (q->len >= q->cap && !q->closed && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&q->not_full, &q->lock, &end);
     int room = q->len < q->cap;
     pthread_mutex_unlock(&q->lock);

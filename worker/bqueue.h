@@ -1,7 +1,7 @@
 /* worker/bqueue.h - a bounded blocking queue of pointers joining two pipeline stages.
  * A full queue blocks its producer, so a slow stage pushes back on the one before it and
  * memory stays flat however deep the backlog is. Closing the queue lets consumers drain
- * what is left and then see NULL. */
+ * what is left and then see NULL. Urgent items go to the front. */
 #ifndef POSTHORN_BQUEUE_H
 #define POSTHORN_BQUEUE_H
 #include <stddef.h>
@@ -13,6 +13,9 @@ bqueue *bqueue_new(size_t cap);
 void    bqueue_free(bqueue *q);
 /* Appends item, waiting while the queue is full. Pushing to a closed queue is a bug. */
 void    bqueue_push(bqueue *q, void *item);
+/* Puts item at the front (taken next), past cap if need be (up to a few items more): for
+ * transactional work that must not wait behind a full queue of bulk work. */
+void    bqueue_push_urgent(bqueue *q, void *item);
 /* The oldest item, waiting while the queue is empty; NULL once it is closed and empty. */
 void   *bqueue_pop(bqueue *q);
 /* The oldest item or NULL at once. */

@@ -168,7 +168,11 @@ static void *claimer_main(void *arg)
         }
         if (n > 0) {
             log_debug("claimed %d deliveries", n);
-            bqueue_push(p->render_q, wbatch_new(items, n, last_claim + cfg.lease_ms));
+            wbatch *b = wbatch_new(items, n, last_claim + cfg.lease_ms);
+            if (b->urgent)
+                bqueue_push_urgent(p->render_q, b);   /* ahead of bulk batches */
+            else
+                bqueue_push(p->render_q, b);
         }
         if (n == CLAIM_BATCH) {   /* more may be due: claim again at once */
             idle = 0;
@@ -203,7 +207,10 @@ static void *render_main(void *arg)
     while ((b = bqueue_pop(p->render_q)) != NULL) {
         if (past_soft(p) || lease_nearly_over(b) || render_batch(db, b, render_give_up, p) != 0)
             wbatch_release_pending(b);
-        bqueue_push(p->deliver_q, b);
+        if (b->urgent)
+            bqueue_push_urgent(p->deliver_q, b);
+        else
+            bqueue_push(p->deliver_q, b);
     }
     if (atomic_fetch_sub(&p->render_running, 1) == 1)
         bqueue_close(p->deliver_q);
