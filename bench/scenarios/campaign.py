@@ -83,6 +83,10 @@ SMOKE = dict(FULL, import_rows=2000, campaign_rows=200, rate_per_minute=1200, ra
 
 GOAL_RSS_MB = 200.0
 GOAL_TX_P99_RATIO = 2.0
+# Arrival times are the dump files' mtimes, which the kernel takes from its coarse clock (up
+# to one tick, 4 ms, behind): latencies below this are not resolved, and the ratio's idle
+# side is taken as at least this.
+TX_RESOLUTION_MS = 4.0
 ADDR_SINK, ADDR_TX = "127.0.0.1", "127.0.0.2"
 TX_DOMAIN = "tx.test"
 
@@ -340,10 +344,11 @@ class Campaigns(Deliver):
             time.sleep(0.2)
 
     def tx_latency(self, posted, seen_before, t_ref=None):
-        """p50/p99 of accept -> arrival; samples: (202 time - t_ref in s, latency ms) of each
-        message (t_ref: the first 202 unless given)."""
+        """p50/p99 of request -> arrival (the request's start, not its 202: a file mtime can
+        lag the 202 and read as a negative latency); samples: (202 time - t_ref in s, latency
+        ms) of each message (t_ref: the first 202 unless given)."""
         arr = self.tx_arrivals([r for r, _, _ in posted], seen_before)
-        lat = [1000.0 * (arr[r] - t_acc) for r, _, t_acc in posted]
+        lat = [1000.0 * (arr[r] - t_req) for r, t_req, _ in posted]
         t_ref = posted[0][2] if t_ref is None else t_ref
         req = [1000.0 * (t_acc - t_req) for _, t_req, t_acc in posted]
         return {"messages": len(posted), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
@@ -751,7 +756,9 @@ def run(ctx):
                  posting="POST /v1/messages/batch, %d per request, %d connections (deliver's "
                          "run_once)" % (cfg["batch"], cfg["post_connections"]),
                  triggers=names, runs="warm-up of a tenth, then the invocation's runs")
-    for on in (True, False):
+    # disabled first: the arm measured first has met a slow phase of PostgreSQL right after
+    # the rate test (two of three runs at a fifth of the rate, bench/README.md)
+    for on in (False, True):
         fid = "posthorn.campaign.trigger_%s" % ("on" if on else "off")
         what = "triggers enabled" if on else "triggers disabled"
 
@@ -848,7 +855,7 @@ def run(ctx):
                      rd["window_ratio_min"], rd["window_ratio_max"],
                      rd["max_window_deviation_pct"], rd["first_arrival_s"], rd["overall_per_s"]))
     ip99, dp99 = med("posthorn.campaign.tx_idle_p99"), med("posthorn.campaign.tx_during_p99")
-    ratio = dp99 / ip99
+    ratio = dp99 / max(ip99, TX_RESOLUTION_MS)
     notes.append("goal transactional: p99 accept -> delivered %.1f ms during the campaign vs "
                  "%.1f ms idle = %.2fx (p50 %.1f vs %.1f ms); goal within %gx: %s; %d of %d "
                  "during-messages accepted before the campaign's sink count was complete" % (
