@@ -8,7 +8,23 @@ _lock = threading.Lock()
 # Below the kernel's ephemeral range (ip_local_port_range starts at 32768), so an outgoing
 # connection never takes a port between our check and the server's bind; concurrent runs
 # (pytest-xdist workers) are spread apart; ports handed out here are never reused.
-_LOW, _HIGH = 20000, 32767
+
+
+def _slice():
+    """Each pytest-xdist worker (gw0, gw1, ...) hands out ports from its own slice of the
+    range: two workers checking the same port before either binds it would both take it
+    (seen: one API failed to listen, another worker's tests then talked to the wrong API).
+    Outside xdist the whole range, starting at a pid-dependent point."""
+    wid, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get(
+        "PYTEST_XDIST_WORKER_COUNT", "")
+    if wid.startswith("gw") and wid[2:].isdigit() and count.isdigit() and int(count) > 1:
+        n, i = int(count), int(wid[2:]) % int(count)
+        width = (32767 - 20000) // n
+        return 20000 + i * width, 20000 + (i + 1) * width - 1
+    return 20000, 32767
+
+
+_LOW, _HIGH = _slice()
 _counter = itertools.count(_LOW + (os.getpid() * 7) % (_HIGH - _LOW))
 _used = set()
 
