@@ -170,8 +170,10 @@ def test_bench_run_smoke(tmp_path):
         for f in doc["figures"]:
             assert f["median"] is not None, f
             # CPU time comes from /proc in clock ticks (10 ms): a smoke run's few messages
-            # may honestly measure 0 ms per message; every other figure must be positive.
-            if "CPU" in f.get("unit", ""):
+            # may honestly measure 0 ms per message; transactional latency (and so its ratio)
+            # can be below its arrival clock's 4 ms resolution (file mtimes) and read 0;
+            # every other figure must be positive.
+            if "CPU" in f.get("unit", "") or f["id"].startswith("posthorn.campaign.tx_"):
                 assert f["median"] >= 0, f
             else:
                 assert f["median"] > 0, f
