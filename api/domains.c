@@ -238,12 +238,8 @@ enum MHD_Result h_domains_create(http_req *r)
     if (!body)
         return done;
     json_t *errors = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "name") && strcmp(k, "return_path_domain"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"name", "return_path_domain", NULL};
+    http_unknown_fields(errors, body, known);
     char name[DOMAIN_MAX + 1] = "", rp[DOMAIN_MAX + 1] = "";
     json_t *jn = json_object_get(body, "name");
     const char *why;

@@ -108,6 +108,8 @@ json_t *http_json_object(http_req *r, enum MHD_Result *done);
 /* Field-error list helper for 422 answers. */
 void http_field_error(json_t *errors, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* An "unknown field" error for each key of body not in known (NULL-terminated). */
+void http_unknown_fields(json_t *errors, json_t *body, const char *const *known);
 
 /* Percent-decodes s into out (out_max bytes incl. NUL); -1 on a bad escape, NUL or overflow. */
 int http_pct_decode(const char *s, size_t n, char *out, size_t out_max);

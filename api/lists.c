@@ -86,12 +86,8 @@ enum MHD_Result h_lists_create(http_req *r)
     if (!body)
         return done;
     json_t *errors = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "name") != 0)
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"name", NULL};
+    http_unknown_fields(errors, body, known);
     json_t *jn = json_object_get(body, "name");
     if (!json_is_string(jn) || json_string_length(jn) < 1 ||
         json_string_length(jn) > LIST_NAME_MAX ||

@@ -895,12 +895,8 @@ enum MHD_Result h_messages_batch(http_req *r)
     if (!body)
         return done;
     json_t *errors = json_array();
-    const char *k;
-    json_t *val;
-    json_object_foreach(body, k, val) {
-        if (strcmp(k, "messages"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"messages", NULL};
+    http_unknown_fields(errors, body, known);
     json_t *list = json_object_get(body, "messages");
     if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > MAX_BATCH)
         http_field_error(errors, "messages", "must be an array of 1 to %d messages", MAX_BATCH);

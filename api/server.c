@@ -200,6 +200,19 @@ void http_field_error(json_t *errors, const char *field, const char *fmt, ...)
                                             "message", msg));
 }
 
+void http_unknown_fields(json_t *errors, json_t *body, const char *const *known)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        size_t i = 0;
+        while (known[i] && strcmp(k, known[i]) != 0)
+            i++;
+        if (!known[i])
+            http_field_error(errors, k, "unknown field");
+    }
+}
+
 /* ---- request helpers ----------------------------------------------------------------- */
 
 int http_pct_decode(const char *s, size_t n, char *out, size_t out_max)

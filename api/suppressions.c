@@ -99,12 +99,8 @@ enum MHD_Result h_suppressions_create(http_req *r)
     char email[ADDR_MAX + 1] = "";
     const char *stream = "all", *reason = NULL;
 
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "email") && strcmp(k, "stream") && strcmp(k, "reason"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"email", "stream", "reason", NULL};
+    http_unknown_fields(errors, body, known);
     json_t *je = json_object_get(body, "email");
     if (!je)
         http_field_error(errors, "email", "is required");

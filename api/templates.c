@@ -80,12 +80,8 @@ static void check_part(json_t *body, json_t *errors, const char *field, int requ
 static void check_body(json_t *body, json_t *errors, int create, const char **name,
                        const char **subject, const char **html, const char **text)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "name") && strcmp(k, "subject") && strcmp(k, "html") && strcmp(k, "text"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"name", "subject", "html", "text", NULL};
+    http_unknown_fields(errors, body, known);
     *name = NULL;
     json_t *jn = json_object_get(body, "name");
     if (!jn) {
@@ -354,12 +350,8 @@ enum MHD_Result h_template_render(http_req *r)
     if (!body)
         return done;
     json_t *errors = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "data") && strcmp(k, "version") && strcmp(k, "strict"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"data", "version", "strict", NULL};
+    http_unknown_fields(errors, body, known);
     json_t *data = json_object_get(body, "data");
     if (data && !json_is_object(data) && !json_is_null(data))
         http_field_error(errors, "data", "must be an object");

@@ -195,12 +195,8 @@ enum MHD_Result h_webhooks_create(http_req *r)
     if (!body)
         return done;
     json_t *errors = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "url") && strcmp(k, "events") && strcmp(k, "description"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"url", "events", "description", NULL};
+    http_unknown_fields(errors, body, known);
     char *url = NULL, events[512] = "";
     int dns_down = 0;
     json_t *ju = json_object_get(body, "url"), *je = json_object_get(body, "events"),
@@ -292,13 +288,8 @@ enum MHD_Result h_webhook_update(http_req *r)
     if (!body)
         return done;
     json_t *errors = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "url") && strcmp(k, "events") && strcmp(k, "description") &&
-            strcmp(k, "state"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"url", "events", "description", "state", NULL};
+    http_unknown_fields(errors, body, known);
     if (json_object_size(body) == 0)
         http_field_error(errors, "url", "give at least one of url, events, description, state");
     json_t *ju = json_object_get(body, "url"), *je = json_object_get(body, "events"),
@@ -512,12 +503,8 @@ enum MHD_Result h_webhook_replay(http_req *r)
     if (!body)
         return done;
     json_t *errors = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "after"))
-            http_field_error(errors, k, "unknown field");
-    }
+    static const char *const known[] = {"after", NULL};
+    http_unknown_fields(errors, body, known);
     char xid[24] = "", seq[24] = "", eid[64] = "";
     json_t *ja = json_object_get(body, "after");
     if (!ja)
