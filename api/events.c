@@ -13,29 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const event_types[] = {"queued", "suppressed", "delivered", "deferred",
-                                          "bounced", "failed", "expired", "cancelled", "opened",
-                                          "clicked", "unsubscribed", "complained", NULL};
-
-/* "evt_<xid>_<seq>" -> the two decimal parts; -1 when malformed. */
-static int parse_event_id(const char *s, char xid[24], char seq[24])
-{
-    if (strncmp(s, "evt_", 4) != 0)
-        return -1;
-    const char *p = s + 4, *us = strchr(p, '_');
-    if (!us || us == p || us - p > 20 || strlen(us + 1) == 0 || strlen(us + 1) > 19)
-        return -1;
-    for (const char *q = p; *q; q++)
-        if (q != us && (*q < '0' || *q > '9'))
-            return -1;
-    memcpy(xid, p, (size_t)(us - p));
-    xid[us - p] = '\0';
-    snprintf(seq, 24, "%s", us + 1);
-    return 0;
-}
-
-
-
 enum MHD_Result h_events_list(http_req *r)
 {
     json_t *errors = json_array();
@@ -43,10 +20,10 @@ enum MHD_Result h_events_list(http_req *r)
     query_limit(r, errors, &limit);
     char xid[24] = "", seq[24] = "";
     const char *after = http_query(r, "after", &bad);
-    if (bad || (after && parse_event_id(after, xid, seq) != 0))
+    if (bad || (after && query_event_id(after, xid, seq) != 0))
         http_field_error(errors, "after", "must be an event id (evt_...)");
     const char *type;
-    query_enum(r, errors, "type", event_types,
+    query_enum(r, errors, "type", query_event_types,
                "must be an event type (queued, delivered, bounced, ...)", &type);
     bad = 0;
     const char *msg = http_query(r, "message_id", &bad);

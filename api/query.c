@@ -193,3 +193,23 @@ enum MHD_Result query_delete_owned(http_req *r, int st, const char *what)
         return query_missing(r, DB_OK, what);
     return http_send_empty(r, 204);
 }
+
+const char *const query_event_types[] = {"queued", "suppressed", "delivered", "deferred",
+                                         "bounced", "failed", "expired", "cancelled", "opened",
+                                         "clicked", "unsubscribed", "complained", NULL};
+
+int query_event_id(const char *s, char xid[24], char seq[24])
+{
+    if (strncmp(s, "evt_", 4) != 0)
+        return -1;
+    const char *p = s + 4, *us = strchr(p, '_');
+    if (!us || us == p || us - p > 20 || strlen(us + 1) == 0 || strlen(us + 1) > 19)
+        return -1;
+    for (const char *q = p; *q; q++)
+        if (q != us && (*q < '0' || *q > '9'))
+            return -1;
+    memcpy(xid, p, (size_t)(us - p));
+    xid[us - p] = '\0';
+    snprintf(seq, 24, "%s", us + 1);
+    return 0;
+}

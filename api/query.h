@@ -40,6 +40,11 @@ enum MHD_Result query_missing(http_req *r, db_status s, const char *what);
  * such <what>." when it deleted nothing, or the 503. */
 enum MHD_Result query_delete_owned(http_req *r, int st, const char *what);
 
+/* The event types (API.md "Events"), NULL-terminated. */
+extern const char *const query_event_types[];
+/* An event id "evt_<xid>_<seq>" -> its two decimal parts; -1 when malformed. */
+int query_event_id(const char *s, char xid[24], char seq[24]);
+
 json_t *pg_json(PGresult *res, int row, int col);   /* a json/jsonb cell; NULL cell -> null */
 json_t *pg_str(PGresult *res, int row, int col);    /* text cell or null */
 json_t *pg_int(PGresult *res, int row, int col);    /* integer cell or null */

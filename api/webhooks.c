@@ -33,10 +33,6 @@
 
 #define DESCRIPTION_MAX 256
 
-static const char *const event_types[] = {"queued", "suppressed", "delivered", "deferred",
-                                          "bounced", "failed", "expired", "cancelled", "opened",
-                                          "clicked", "unsubscribed", "complained", NULL};
-
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static netguard *guard;
 
@@ -144,8 +140,8 @@ static void check_events(json_t *v, json_t *errors, char *out, size_t outlen)
             continue;
         }
         int known = 0;
-        for (int k = 0; event_types[k]; k++)
-            if (strcmp(s, event_types[k]) == 0)
+        for (int k = 0; query_event_types[k]; k++)
+            if (strcmp(s, query_event_types[k]) == 0)
                 known = 1;
         if (!known || strlen(s) != json_string_length(t)) {
             http_field_error(errors, "events", "unknown event type at %zu (queued, delivered, "
@@ -474,23 +470,6 @@ enum MHD_Result h_webhook_deliveries(http_req *r)
     return query_send_page(r, res, limit, attempt_json, owner, cols, 1);
 }
 
-/* "evt_<xid>_<seq>" -> the two decimal parts; -1 when malformed (as api/events.c). */
-static int parse_event_id(const char *s, char xid[24], char seq[24])
-{
-    if (strncmp(s, "evt_", 4) != 0)
-        return -1;
-    const char *p = s + 4, *us = strchr(p, '_');
-    if (!us || us == p || us - p > 20 || strlen(us + 1) == 0 || strlen(us + 1) > 19)
-        return -1;
-    for (const char *q = p; *q; q++)
-        if (q != us && (*q < '0' || *q > '9'))
-            return -1;
-    memcpy(xid, p, (size_t)(us - p));
-    xid[us - p] = '\0';
-    snprintf(seq, 24, "%s", us + 1);
-    return 0;
-}
-
 enum MHD_Result h_webhook_replay(http_req *r)
 {
     db_status s;
@@ -510,7 +489,7 @@ enum MHD_Result h_webhook_replay(http_req *r)
     if (!ja)
         http_field_error(errors, "after", "is required");
     else if (!json_is_string(ja) || json_string_length(ja) >= sizeof eid ||
-             parse_event_id(json_string_value(ja), xid, seq) != 0)
+             query_event_id(json_string_value(ja), xid, seq) != 0)
         http_field_error(errors, "after", "must be an event id (evt_...)");
     else
         snprintf(eid, sizeof eid, "%s", json_string_value(ja));
