@@ -492,14 +492,15 @@ enum MHD_Result h_contacts_list(http_req *r)
     enum MHD_Result done;
     if (list_params(r, r->auth.account_id, &limit, &cursor, &done) != 0)
         return done;
-    int bad = 0;
-    const char *status = http_query(r, "status", &bad);
-    if (bad || (status && !valid_status(status))) {
+    const char *status;
+    json_t *errors = json_array();
+    query_enum(r, errors, "status", contact_statuses,
+               "must be subscribed, unsubscribed, bounced or complained", &status);
+    if (json_array_size(errors) > 0) {
         json_decref(cursor);
-        json_t *errors = json_array();
-        http_field_error(errors, "status", "must be subscribed, unsubscribed, bounced or complained");
         return http_problem(r, 422, NULL, "Invalid query parameters.", errors);
     }
+    json_decref(errors);
     const char *after = "";
     if (cursor && json_is_string(json_array_get(cursor, 0)))
         after = json_string_value(json_array_get(cursor, 0));

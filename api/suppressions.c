@@ -26,9 +26,27 @@
 
 #define REASON_MAX 1000
 
+static const char *const streams[] = {"transactional", "broadcast", "all", NULL};
+
 static int valid_stream(const char *s)
 {
-    return strcmp(s, "transactional") == 0 || strcmp(s, "broadcast") == 0 || strcmp(s, "all") == 0;
+    for (int i = 0; streams[i]; i++)
+        if (strcmp(s, streams[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ?stream= into *stream (NULL when absent); -1 with the 422 in *done when it is not one. */
+static int stream_query(http_req *r, const char **stream, enum MHD_Result *done)
+{
+    json_t *errors = json_array();
+    query_enum(r, errors, "stream", streams, "must be transactional, broadcast or all", stream);
+    if (json_array_size(errors) > 0) {
+        *done = http_problem(r, 422, NULL, "Invalid query parameters.", errors);
+        return -1;
+    }
+    json_decref(errors);
+    return 0;
 }
 
 
@@ -49,13 +67,10 @@ enum MHD_Result h_suppressions_list(http_req *r)
     enum MHD_Result done;
     if (list_params(r, r->auth.account_id, &limit, &cursor, &done) != 0)
         return done;
-    int bad = 0;
-    const char *stream = http_query(r, "stream", &bad);
-    if (bad || (stream && !valid_stream(stream))) {
+    const char *stream;
+    if (stream_query(r, &stream, &done) != 0) {
         json_decref(cursor);
-        json_t *errors = json_array();
-        http_field_error(errors, "stream", "must be transactional, broadcast or all");
-        return http_problem(r, 422, NULL, "Invalid query parameters.", errors);
+        return done;
     }
     const char *c_ts = "", *c_email = "", *c_stream = "";
     if (cursor) {
@@ -152,13 +167,10 @@ enum MHD_Result h_suppressions_create(http_req *r)
 
 enum MHD_Result h_suppressions_delete(http_req *r)
 {
-    int bad = 0;
-    const char *stream = http_query(r, "stream", &bad);
-    if (bad || (stream && !valid_stream(stream))) {
-        json_t *errors = json_array();
-        http_field_error(errors, "stream", "must be transactional, broadcast or all");
-        return http_problem(r, 422, NULL, "Invalid query parameters.", errors);
-    }
+    const char *stream;
+    enum MHD_Result done;
+    if (stream_query(r, &stream, &done) != 0)
+        return done;
     char email[ADDR_MAX + 1];
     if (addr_normalize(r->params[0], strlen(r->params[0]), email) != NULL)
         return http_problem(r, 404, NULL, "No suppression for this address.", NULL);
@@ -419,13 +431,10 @@ static ssize_t export_read(void *ctx, uint64_t pos, char *dst, size_t max)
 
 enum MHD_Result h_suppressions_export(http_req *r)
 {
-    int bad = 0;
-    const char *stream = http_query(r, "stream", &bad);
-    if (bad || (stream && !valid_stream(stream))) {
-        json_t *errors = json_array();
-        http_field_error(errors, "stream", "must be transactional, broadcast or all");
-        return http_problem(r, 422, NULL, "Invalid query parameters.", errors);
-    }
+    const char *stream;
+    enum MHD_Result done;
+    if (stream_query(r, &stream, &done) != 0)
+        return done;
     supp_export *x = xcalloc(1, sizeof *x);
     snprintf(x->account_id, sizeof x->account_id, "%s", r->auth.account_id);
     snprintf(x->stream, sizeof x->stream, "%s", stream ? stream : "");

@@ -89,6 +89,8 @@ def test_json_upload_upserts_and_reports(new_account):
     assert c["data"] == {"first_name": "Ann", "n": 1, "city": "Oslo"}
     assert a.client.get("/v1/lists/%s/contacts/bob@example.com" % lid).json()["status"] == "unsubscribed"
     assert [x["email"] for x in all_contacts(a.client, lid, status="unsubscribed")] == ["bob@example.com"]
+    r = a.client.get("/v1/lists/%s/contacts" % lid, params={"status": "nope"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "status", r.text
     assert a.client.delete("/v1/lists/%s/contacts/bob@example.com" % lid).status_code == 204
     assert a.client.get("/v1/lists/%s/contacts/bob@example.com" % lid).status_code == 404
     r = a.client.post("/v1/lists/%s/contacts" % lid, json={"email": "x@example.com"})

@@ -78,6 +78,8 @@ def test_pagination(new_account):
         assert "limit" in errors_by_field(r)
     r = c.get("/v1/suppressions", params={"stream": "nope"})
     assert r.status_code == 422 and "stream" in errors_by_field(r)
+    r = c.delete("/v1/suppressions/ann@example.com", params={"stream": "nope"})
+    assert r.status_code == 422 and "stream" in errors_by_field(r)
     r = c.get("/v1/suppressions", params={"cursor": "garbage!!"})
     assert r.status_code == 422 and "cursor" in errors_by_field(r)
 
