@@ -1,6 +1,9 @@
 /* POSTHORN_DELIVERY=file: the mail directory as the destination (development, tests).
  * Content of each file: "Return-Path: <sender>" and "Delivered-To: <recipient>" lines,
- * as a local delivery agent would add them, then the message. */
+ * as a local delivery agent would add them, then the message.
+ * Files are written as hidden ".<name>.<pid>.tmp" and renamed to "<name>" (never ending in
+ * .eml before they are whole); a worker killed mid-batch leaves its temporary files, which
+ * the next worker to open the directory removes once they are an hour old. */
 #include "worker/deliver.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -12,7 +15,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <dirent.h>
+
+/* A temporary file older than this belongs to a process that died mid-write. */
+#define TMP_STALE_SECONDS 3600
 
 typedef struct {
     deliverer base;
@@ -125,7 +134,7 @@ static void file_deliver(deliverer *d, wbatch *b)
         pending_file *p = &pf[n];
         p->job = j;
         snprintf(p->name, sizeof p->name, "%s.%d.eml", j->item.id, j->item.attempt);
-        snprintf(p->tmp, sizeof p->tmp, ".tmp.%d.%s", (int)getpid(), p->name);
+        snprintf(p->tmp, sizeof p->tmp, ".%s.%d.tmp", p->name, (int)getpid());
         buf head;
         buf_init(&head, 2048);
         /* per recipient when set: VERP sender, broadcast message with its List-Unsubscribe */
@@ -181,6 +190,40 @@ static void file_free(deliverer *d)
 
 static const deliverer_ops file_ops = {"file", file_deliver, file_free, 0, NULL, NULL, NULL};
 
+static int is_tmp_name(const char *name)
+{
+    size_t n = strlen(name);
+    return name[0] == '.' && n > 5 && strcmp(name + n - 4, ".tmp") == 0;
+}
+
+/* Removes the temporary files that dead writers left (see the top of this file). */
+static void sweep_stale_tmp(int dirfd, const char *dir)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    time_t now = time(NULL);
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (!is_tmp_name(e->d_name) ||
+            fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+            now - st.st_mtime < TMP_STALE_SECONDS)
+            continue;
+        if (unlinkat(dirfd, e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    if (removed)
+        log_info("mail directory %s: removed %zu temporary file(s) left by a stopped writer",
+                 dir, removed);
+}
+
 deliverer *deliver_file_new(const char *dir, char *err, size_t errlen)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -198,6 +241,7 @@ deliverer *deliver_file_new(const char *dir, char *err, size_t errlen)
         close(fd);
         return NULL;
     }
+    sweep_stale_tmp(fd, dir);
     file_deliverer *f = xcalloc(1, sizeof *f);
     f->base.ops = &file_ops;
     f->dir = xstrdup(dir);

@@ -83,8 +83,8 @@ class Stack:
         out = {}
         d = self.ph.mail_dir
         for name in os.listdir(d):
-            if not name.endswith(".eml"):
-                continue
+            if name.startswith(".") or not name.endswith(".eml"):
+                continue  # hidden: a killed worker's temporary file
             with open(os.path.join(d, name), "rb") as f:
                 m = email.message_from_bytes(f.read(), policy=email.policy.default)
             out.setdefault(m["Delivered-To"], []).append(m)

@@ -259,6 +259,29 @@ def test_refuses_unusable_delivery_settings(stack):
     assert "POSTHORN_MAIL_DIR=/etc/hostname" in r.stderr
 
 
+def test_stale_temporary_files_are_swept(stack):
+    """A worker killed mid-batch leaves hidden `.<name>.<pid>.tmp` files (never `*.eml`);
+    the next worker removes those an hour old and nothing else."""
+    st = stack()
+    d = st.ph.mail_dir
+    os.makedirs(d, exist_ok=True)
+    old = time.time() - 3700
+    names = {".dlv_a.1.eml.4242.tmp": old, ".dlv_b.1.eml.4243.tmp": time.time(),
+             "dlv_c.1.eml": old, ".keep.tmp.txt": old, ".tmp": old}
+    for name, t in names.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"Return-Path: <x@example.com>\r\n")
+        os.utime(os.path.join(d, name), (t, t))
+    mid, dl = st.message(to=["ann@example.com"])
+    w = st.ph.worker_proc()
+    st.wait_delivered([did for did, _, _ in dl], timeout=30, procs=[w])
+    left = set(os.listdir(d))
+    assert ".dlv_a.1.eml.4242.tmp" not in left
+    assert {".dlv_b.1.eml.4243.tmp", "dlv_c.1.eml", ".keep.tmp.txt", ".tmp"} <= left
+    assert "%s.1.eml" % dl[0][0] in left
+    assert not [n for n in left if n.endswith(".tmp") and ".%d.tmp" % w.pid in n]
+
+
 # --- content -----------------------------------------------------------------------------
 def test_files_carry_the_message(stack):
     st = stack()
