@@ -177,8 +177,14 @@ static void fill_statuses(write_job *j, json_t *states)
     }
 }
 
-/* One transaction for the jobs not yet settled. *queued_out counts deliveries to wake for. */
-static db_status write_group(db_conn *c, write_job **jobs, int n, long *queued_out,
+/* Workers' wake-up lists: every due delivery wakes claimers (ph:wake); transactional ones
+ * wake the express lanes too (ph:wake:tx), which act only while bulk work fills their
+ * worker (worker/pipeline.c). */
+enum { WAKE_TX, WAKE_BULK };
+
+/* One transaction for the jobs not yet settled. queued_out[WAKE_*] counts the deliveries to
+ * wake workers for. */
+static db_status write_group(db_conn *c, write_job **jobs, int n, long queued_out[2],
                              int *commit_sent)
 {
     *commit_sent = 0;
@@ -214,12 +220,12 @@ static db_status write_group(db_conn *c, write_job **jobs, int n, long *queued_o
         json_decref(states);
         goto rollback;
     }
-    long wake = 0;
+    long wake[2] = {0, 0};
     for (int r = 0; res && r < PQntuples(res); r++) {
         const char *st = PQgetvalue(res, r, 1);
         json_object_set_new(states, PQgetvalue(res, r, 0), json_string(st));
         if (strcmp(st, "queued") == 0)
-            wake++;
+            wake[strcmp(PQgetvalue(res, r, 2), "transactional") == 0 ? WAKE_TX : WAKE_BULK]++;
     }
     PQclear(res);
 
@@ -256,7 +262,8 @@ static db_status write_group(db_conn *c, write_job **jobs, int n, long *queued_o
         if (!jobs[i]->done)
             finish(jobs[i], jobs[i]->ok_status, jobs[i]->body ? jobs[i]->body : xstrdup("{}"),
                    "application/json; charset=utf-8", 0);
-    *queued_out += wake;
+    queued_out[WAKE_TX] += wake[WAKE_TX];
+    queued_out[WAKE_BULK] += wake[WAKE_BULK];
     return DB_OK;
 
 rollback:
@@ -264,22 +271,27 @@ rollback:
     return s;
 }
 
-static void wake_workers(redis_conn *rc, long n)
+/* Up to 8 tokens per list (one wakes one waiting worker thread), each list kept short. */
+static void wake_workers(redis_conn *rc, const long n[2])
 {
-    if (n <= 0)
-        return;
-    long tokens = n > 8 ? 8 : n;
-    for (long i = 0; i < tokens; i++) {
-        const char *push[] = {"LPUSH", "ph:wake", "1"};
-        redisReply *rep = redis_cmd(rc, 3, push, NULL);
-        if (!rep)
-            return;   /* workers fall back to polling */
-        freeReplyObject(rep);
+    static const char *const keys[] = {"ph:wake", "ph:wake:tx"};
+    long due[] = {n[WAKE_TX] + n[WAKE_BULK], n[WAKE_TX]};
+    for (int k = 0; k < 2; k++) {
+        if (due[k] <= 0)
+            continue;
+        long tokens = due[k] > 8 ? 8 : due[k];
+        for (long i = 0; i < tokens; i++) {
+            const char *push[] = {"LPUSH", keys[k], "1"};
+            redisReply *rep = redis_cmd(rc, 3, push, NULL);
+            if (!rep)
+                return;   /* workers fall back to polling */
+            freeReplyObject(rep);
+        }
+        const char *trim[] = {"LTRIM", keys[k], "0", "63"};
+        redisReply *rep = redis_cmd(rc, 4, trim, NULL);
+        if (rep)
+            freeReplyObject(rep);
     }
-    const char *trim[] = {"LTRIM", "ph:wake", "0", "63"};
-    redisReply *rep = redis_cmd(rc, 4, trim, NULL);
-    if (rep)
-        freeReplyObject(rep);
 }
 
 static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
@@ -289,13 +301,13 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
             fail(jobs[i], 503, "Service Unavailable", "The database is unavailable; retry shortly.", 1);
         return;
     }
-    long wake = 0;
+    long wake[2] = {0, 0};
     int sent;
-    db_status s = write_group(c, jobs, n, &wake, &sent);
+    db_status s = write_group(c, jobs, n, wake, &sent);
     /* A connection that died while idle (PostgreSQL restarted) fails the first statement of
      * the group. Nothing was committed, so the group is written again on a new connection. */
     if (s == DB_DOWN && !sent && db_connect(c) == DB_OK)
-        s = write_group(c, jobs, n, &wake, &sent);
+        s = write_group(c, jobs, n, wake, &sent);
     if (s != DB_OK && s != DB_DOWN) {
         /* Something in one request broke the group: write each alone so the others pass. */
         int active = 0;
@@ -304,9 +316,9 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
         for (int i = 0; i < n && active > 1; i++) {
             if (jobs[i]->done)
                 continue;
-            s = write_group(c, &jobs[i], 1, &wake, &sent);
+            s = write_group(c, &jobs[i], 1, wake, &sent);
             if (s == DB_CONFLICT)   /* lost a race on a key with another process: settle again */
-                s = write_group(c, &jobs[i], 1, &wake, &sent);
+                s = write_group(c, &jobs[i], 1, wake, &sent);
             if (s == DB_DOWN)
                 break;
             if (s != DB_OK) {
@@ -318,7 +330,7 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
         if (active == 1 && s == DB_CONFLICT) {
             for (int i = 0; i < n; i++)
                 if (!jobs[i]->done)
-                    s = write_group(c, &jobs[i], 1, &wake, &sent);
+                    s = write_group(c, &jobs[i], 1, wake, &sent);
         }
     }
     for (int i = 0; i < n; i++)
@@ -330,7 +342,7 @@ static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)
                 fail(jobs[i], 500, "Internal Server Error", "The message could not be stored.", 0);
         }
     wake_workers(rc, wake);
-    if (wake > 0)
+    if (wake[WAKE_TX] + wake[WAKE_BULK] > 0)
         redis_note_events(rc);   /* their 'queued' events */
 }
 

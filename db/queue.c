@@ -48,7 +48,7 @@ static int cmd_count(PGresult *r)
     return t && *t ? (int)strtol(t, NULL, 10) : 0;
 }
 
-db_status queue_claim(db_conn *c, const char *worker, int64_t lease_ms, int max,
+db_status queue_claim(db_conn *c, const char *worker, int64_t lease_ms, int max, int p0_only,
                       queue_item **items, int *n)
 {
     *items = NULL;
@@ -56,7 +56,7 @@ db_status queue_claim(db_conn *c, const char *worker, int64_t lease_ms, int max,
     char lease[32], lim[16];
     snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
     snprintf(lim, sizeof lim, "%d", max);
-    const char *p[] = {worker, lease, lim};
+    const char *p[] = {worker, lease, lim, p0_only ? "t" : "f"};
     PGresult *r;
     db_status s = db_exec(c, ST_QUEUE_CLAIM, p, &r);
     if (s != DB_OK)

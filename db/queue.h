@@ -32,9 +32,10 @@ typedef struct {
     int   priority;
 } queue_item;
 
-/* Claims up to max due rows for worker with a lease of lease_ms. On DB_OK *items holds
- * *n rows (free with queue_items_free; NULL when none). */
-db_status queue_claim(db_conn *c, const char *worker, int64_t lease_ms, int max,
+/* Claims up to max due rows for worker with a lease of lease_ms; transactional rows
+ * (priority 0) only when p0_only. On DB_OK *items holds *n rows (free with
+ * queue_items_free; NULL when none). */
+db_status queue_claim(db_conn *c, const char *worker, int64_t lease_ms, int max, int p0_only,
                       queue_item **items, int *n);
 void queue_items_free(queue_item *items, int n);
 void queue_item_clear(queue_item *it);

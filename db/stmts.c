@@ -127,7 +127,7 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         " e AS (INSERT INTO events (account_id, type, message_id, delivery_id, recipient, stream)"
         "   SELECT account_id, CASE state WHEN 'suppressed' THEN 'suppressed' ELSE 'queued' END,"
         "   message_id, id, recipient, stream FROM d)"
-        " SELECT id, state FROM d", 2, 0},
+        " SELECT id, state, stream FROM d", 2, 0},
     [ST_W_IDEM_PUT] = {
         /* A row that expired but was not purged yet is replaced. */
         "INSERT INTO idempotency_keys AS i (account_id, key, request_hash, status, response)"
@@ -273,7 +273,8 @@ const db_stmt_def db_stmts[ST_COUNT] = {
      * lease_owner and the attempt number, so a worker whose lease ran out cannot overwrite
      * the result of the worker that claimed the row after it. */
     [ST_QUEUE_CLAIM] = {
-        /* $1 worker, $2 lease (ms), $3 batch size. Priority 0 (transactional) first, then 1
+        /* $1 worker, $2 lease (ms), $3 batch size, $4 transactional only (the worker's
+         * express lane). Priority 0 (transactional) first, then 1
          * (broadcast), then anything higher: one range scan of the partial index
          * deliveries_due per priority, so rows waiting in the future (scheduled, retries)
          * are never walked over; a branch runs only while the batch is not full. A batch
@@ -298,17 +299,17 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "       WHERE c.account_id = deliveries.account_id AND c.id = deliveries.campaign_id"
         "       AND c.state = 'paused'))"
         "     ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) p1"
-        "   WHERE NOT EXISTS (SELECT 1 FROM p0)"
+        "   WHERE NOT $4::bool AND NOT EXISTS (SELECT 1 FROM p0)"
         "   UNION ALL"
         "   SELECT * FROM (SELECT account_id, id FROM deliveries"
         "     WHERE state IN ('queued', 'deferred', 'scheduled') AND priority > 1"
         "     AND next_attempt_at <= now() AND expires_at > now()"
         "     ORDER BY priority, next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED) px"
-        "   WHERE NOT EXISTS (SELECT 1 FROM p0)"
+        "   WHERE NOT $4::bool AND NOT EXISTS (SELECT 1 FROM p0)"
         "   ) u LIMIT $3::int) c"
         " WHERE d.account_id = c.account_id AND d.id = c.id"
         " RETURNING d.account_id, d.id, d.message_id, d.recipient, d.recipient_name, d.kind,"
-        " d.stream, d.attempts, d.smtputf8, d.priority", 3, 0},
+        " d.stream, d.attempts, d.smtputf8, d.priority", 4, 0},
     [ST_QUEUE_NEXT_DUE] = {
         /* ms until the earliest waiting row is due (negative: due now; NULL: none). One
          * index probe per priority, so an idle poll costs nothing however long the queue;

@@ -21,7 +21,8 @@
 
 #define CLAIM_BATCH      100    /* deliveries per claim */
 #define IDLE_CLAIM_GAP   50     /* ms after a claim that found nothing (a stale wake-up) */
-#define WAKE_KEY         "ph:wake"
+#define WAKE_KEY         "ph:wake"      /* deliveries of any kind are due (API, campaigns) */
+#define WAKE_TX_KEY      "ph:wake:tx"   /* transactional ones are (API): the express lane */
 #define WAKE_SLICE_MS    500    /* BLPOP slices, so a stop is noticed quickly */
 #define HK_PERIOD_MS     2000   /* housekeeping: heartbeat, sweep, expiry */
 #define PURGE_PERIOD_MS  10000  /* idempotency purge */
@@ -43,13 +44,15 @@ struct pipeline {
     deliverer  *dlv;
     bqueue     *render_q, *deliver_q, *record_q;
     int         nrender;
-    pthread_t   claimer, delivery, recorder, housekeeping;
+    pthread_t   claimer, express, delivery, recorder, housekeeping;
     pthread_t  *render;
     atomic_int  stopping;
     int64_t     soft_end_ms;     /* after it, jobs not yet tried are released */
     int64_t     hard_end_ms;     /* after it, the recorder gives up */
-    atomic_int  render_running;
+    atomic_int  render_running;  /* render threads and the express lane: the last closes
+                                  * the delivery queue */
     atomic_int  kick;            /* rows came back to the queue: claim without waiting */
+    atomic_int  bulk_held;       /* bulk batches claimed and not yet in the deliverer's hands */
     atomic_int  reload;          /* SIGHUP: the deliverer re-reads its files */
 };
 
@@ -104,13 +107,18 @@ static void note_state(int *state, int now_ok, const char *up_msg, const char *d
     *state = now_ok;
 }
 
-/* Waits up to wait_ms for a reason to claim: a Redis wake-up, rows returned by the
- * sweeper, or the end of the wait (a poll). */
-static void wait_for_work(pipeline *p, redis_conn *rc, int64_t wait_ms, int *redis_state)
+/* Waits up to wait_ms for a reason to claim: a token on the Redis list key (BLPOP), rows
+ * returned by the sweeper (when use_kick), or the end of the wait (a poll). Redis's
+ * availability changes are logged when redis_state is not NULL. */
+static void wait_for_work(pipeline *p, redis_conn *rc, const char *key, int use_kick,
+                          int64_t wait_ms, int *redis_state)
 {
     int64_t end = time_mono_ms() + wait_ms;
+    int quiet = -1;
+    if (!redis_state)
+        redis_state = &quiet;
     while (!stopping(p)) {
-        if (atomic_exchange(&p->kick, 0))
+        if (use_kick && atomic_exchange(&p->kick, 0))
             return;
         int64_t left = end - time_mono_ms();
         if (left <= 0)
@@ -118,19 +126,22 @@ static void wait_for_work(pipeline *p, redis_conn *rc, int64_t wait_ms, int *red
         int64_t slice = left > WAKE_SLICE_MS ? WAKE_SLICE_MS : left;
         char tmo[32];
         snprintf(tmo, sizeof tmo, "%.3f", (double)slice / 1000.0);
-        const char *argv[] = {"BLPOP", WAKE_KEY, tmo};
+        const char *argv[] = {"BLPOP", key, tmo};
         redisReply *rep = redis_cmd_block(rc, slice, 3, argv, NULL);
+        int logs = redis_state != &quiet;
         if (!rep) {
-            note_state(redis_state, 0, "redis available: wake-ups on",
-                       "redis unavailable: polling PostgreSQL instead");
+            if (logs)
+                note_state(redis_state, 0, "redis available: wake-ups on",
+                           "redis unavailable: polling PostgreSQL instead");
             nap(p, slice);
             continue;
         }
         int woken = rep->type == REDIS_REPLY_ARRAY;
         int error = rep->type == REDIS_REPLY_ERROR;
         freeReplyObject(rep);
-        note_state(redis_state, !error, "redis available: wake-ups on",
-                   "redis unavailable: polling PostgreSQL instead");
+        if (logs)
+            note_state(redis_state, !error, "redis available: wake-ups on",
+                       "redis unavailable: polling PostgreSQL instead");
         if (woken)
             return;
         if (error)
@@ -158,7 +169,7 @@ static void *claimer_main(void *arg)
         last_claim = time_mono_ms();
         queue_item *items;
         int n;
-        db_status s = queue_claim(db, p->id, cfg.lease_ms, CLAIM_BATCH, &items, &n);
+        db_status s = queue_claim(db, p->id, cfg.lease_ms, CLAIM_BATCH, 0, &items, &n);
         note_state(&pg_state, s != DB_DOWN, "postgres available",
                    "postgres unavailable; retrying");
         if (s != DB_OK) {
@@ -169,10 +180,12 @@ static void *claimer_main(void *arg)
         if (n > 0) {
             log_debug("claimed %d deliveries", n);
             wbatch *b = wbatch_new(items, n, last_claim + cfg.lease_ms);
-            if (b->urgent)
+            if (b->urgent) {
                 bqueue_push_urgent(p->render_q, b);   /* ahead of bulk batches */
-            else
+            } else {
+                atomic_fetch_add(&p->bulk_held, 1);
                 bqueue_push(p->render_q, b);
+            }
         }
         if (n == CLAIM_BATCH) {   /* more may be due: claim again at once */
             idle = 0;
@@ -183,7 +196,7 @@ static void *claimer_main(void *arg)
         int64_t wait = cfg.poll_interval_ms, due;
         if (queue_next_due(db, &due) == DB_OK && due >= 0 && due < wait)
             wait = due;
-        wait_for_work(p, rc, wait, &redis_state);
+        wait_for_work(p, rc, WAKE_KEY, 1, wait, &redis_state);
     }
     bqueue_close(p->render_q);
     redis_close(rc);
@@ -199,6 +212,14 @@ static int render_give_up(void *ctx, const wbatch *b)
     return past_soft(p) || lease_nearly_over(b);
 }
 
+/* A render thread or the express lane ends: the last one closes the delivery queue, so
+ * the delivery thread finishes the deliverer only after the last batch was handed to it. */
+static void render_exit(pipeline *p)
+{
+    if (atomic_fetch_sub(&p->render_running, 1) == 1)
+        bqueue_close(p->deliver_q);
+}
+
 static void *render_main(void *arg)
 {
     pipeline *p = arg;
@@ -212,8 +233,53 @@ static void *render_main(void *arg)
         else
             bqueue_push(p->deliver_q, b);
     }
-    if (atomic_fetch_sub(&p->render_running, 1) == 1)
-        bqueue_close(p->deliver_q);
+    render_exit(p);
+    db_close(db);
+    return NULL;
+}
+
+/* --- express lane -------------------------------------------------------------------- */
+
+static void deliver_batch(pipeline *p, wbatch *b, int express);
+
+/* Transactional mail must not wait behind a campaign: when bulk work fills the pipeline,
+ * the claimer waits for room in the render queue, the render threads are busy signing
+ * bulk batches, and the delivery thread waits for room in the SMTP engine. So while bulk
+ * batches are held between the claimer and the deliverer, this thread answers the
+ * transactional wake-ups (ph:wake:tx) itself: it claims priority-0 rows only, renders them
+ * and hands them to the deliverer directly (transactional jobs enter the engine without
+ * waiting for room), a batch at a time until none are due. Otherwise it leaves them to the
+ * claimer, which got a wake-up of its own: one claim then takes all of a message's
+ * recipients, so they share SMTP transactions (two claimers could split them). Without
+ * Redis it polls at POSTHORN_POLL_INTERVAL like the claimer. */
+static void *express_main(void *arg)
+{
+    pipeline *p = arg;
+    db_conn *db = conn();
+    redis_conn *rc = redis_open(cfg.redis_url, cfg.redis_timeout_ms);
+    while (!stopping(p)) {
+        wait_for_work(p, rc, WAKE_TX_KEY, 0, cfg.poll_interval_ms, NULL);
+        while (!stopping(p) && atomic_load(&p->bulk_held) > 0) {
+            int64_t now = time_mono_ms();
+            queue_item *items;
+            int n;
+            if (queue_claim(db, p->id, cfg.lease_ms, CLAIM_BATCH, 1, &items, &n) != DB_OK) {
+                nap(p, DB_RETRY_MS);   /* the claimer logs PostgreSQL's state */
+                break;
+            }
+            if (n == 0)
+                break;
+            log_debug("express lane: claimed %d transactional deliveries", n);
+            wbatch *b = wbatch_new(items, n, now + cfg.lease_ms);
+            if (render_batch(db, b, render_give_up, p) != 0)
+                wbatch_release_pending(b);
+            deliver_batch(p, b, 1);
+            if (n < CLAIM_BATCH)
+                break;
+        }
+    }
+    render_exit(p);
+    redis_close(rc);
     db_close(db);
     return NULL;
 }
@@ -227,34 +293,48 @@ static void on_delivered(void *arg, wbatch *b)
     bqueue_push(p->record_q, b);
 }
 
+/* Hands a rendered batch to the deliverer (sandbox jobs are settled here); it reaches the
+ * recorder when done, from an asynchronous deliverer through on_delivered. Deliverers
+ * take batches from the delivery thread and the express lane at once. */
+static void deliver_batch(pipeline *p, wbatch *b, int express)
+{
+    int async = p->dlv->ops->async;
+    if (past_soft(p) || lease_nearly_over(b)) {
+        wbatch_release_pending(b);
+    } else {
+        /* sandbox: rendered and recorded, never handed to a deliverer */
+        for (size_t i = 0; i < b->njobs; i++) {
+            wjob *j = &b->jobs[i];
+            if (j->state == JOB_PENDING && j->msg && j->msg->sandbox)
+                wjob_set(j, QUEUE_DELIVERED, 0, NULL, "sandbox: not sent", NULL, NULL,
+                         json_pack("{s:b}", "sandbox", 1));
+        }
+        /* outcomes waiting for the recorder hold leases too: while it is behind (a slow
+         * PostgreSQL), no new bulk work goes out, so nothing delivered outlives its lease
+         * (the express lane's few batches do not wait) */
+        while (!express && async && bqueue_len(p->record_q) > ASYNC_RECORD_HIGH &&
+               !past_soft(p)) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        p->dlv->ops->deliver(p->dlv, b);
+        if (async)
+            return;   /* the batch comes back through on_delivered */
+    }
+    wbatch_drop_content(b);
+    bqueue_push(p->record_q, b);
+}
+
 static void *delivery_main(void *arg)
 {
     pipeline *p = arg;
     wbatch *b;
     int async = p->dlv->ops->async;
     while ((b = bqueue_pop(p->deliver_q)) != NULL) {
-        if (past_soft(p) || lease_nearly_over(b)) {
-            wbatch_release_pending(b);
-        } else {
-            /* sandbox: rendered and recorded, never handed to a deliverer */
-            for (size_t i = 0; i < b->njobs; i++) {
-                wjob *j = &b->jobs[i];
-                if (j->state == JOB_PENDING && j->msg && j->msg->sandbox)
-                    wjob_set(j, QUEUE_DELIVERED, 0, NULL, "sandbox: not sent", NULL, NULL,
-                             json_pack("{s:b}", "sandbox", 1));
-            }
-            /* outcomes waiting for the recorder hold leases too: while it is behind (a slow
-             * PostgreSQL), no new work goes out, so nothing delivered outlives its lease */
-            while (async && bqueue_len(p->record_q) > ASYNC_RECORD_HIGH && !past_soft(p)) {
-                struct timespec ts = {0, 10 * 1000000L};
-                nanosleep(&ts, NULL);
-            }
-            p->dlv->ops->deliver(p->dlv, b);
-            if (async)
-                continue;   /* the batch comes back through on_delivered */
-        }
-        wbatch_drop_content(b);
-        bqueue_push(p->record_q, b);
+        int bulk = !b->urgent;   /* b may be gone once delivered */
+        deliver_batch(p, b, 0);
+        if (bulk)
+            atomic_fetch_sub(&p->bulk_held, 1);
     }
     if (async && p->dlv->ops->finish)
         p->dlv->ops->finish(p->dlv, p->soft_end_ms, p->hard_end_ms);
@@ -572,7 +652,8 @@ pipeline *pipeline_start(const char *worker_id, deliverer *d)
     atomic_init(&p->reload, 0);
     atomic_init(&p->stopping, 0);
     atomic_init(&p->kick, 0);
-    atomic_init(&p->render_running, p->nrender);
+    atomic_init(&p->bulk_held, 0);
+    atomic_init(&p->render_running, p->nrender + 1);   /* + the express lane */
     p->render = xcalloc((size_t)p->nrender, sizeof *p->render);
 
     spawn(&p->recorder, recorder_main, p, "recorder");
@@ -581,6 +662,7 @@ pipeline *pipeline_start(const char *worker_id, deliverer *d)
         spawn(&p->render[i], render_main, p, "render");
     spawn(&p->housekeeping, housekeeping_main, p, "housekeeping");
     spawn(&p->claimer, claimer_main, p, "claimer");
+    spawn(&p->express, express_main, p, "express");
     log_fields(LOG_INFO, json_pack("{s:s, s:s, s:i, s:i}", "worker_id", p->id, "delivery",
                                    d->ops->name, "render_threads", p->nrender, "batch",
                                    CLAIM_BATCH),
@@ -607,6 +689,7 @@ void pipeline_join(pipeline *p)
     pthread_join(p->claimer, NULL);
     for (int i = 0; i < p->nrender; i++)
         pthread_join(p->render[i], NULL);
+    pthread_join(p->express, NULL);
     pthread_join(p->delivery, NULL);
     pthread_join(p->recorder, NULL);
     pthread_join(p->housekeeping, NULL);

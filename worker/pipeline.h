@@ -1,6 +1,8 @@
 /* worker/pipeline.h - the stages of posthorn-worker as threads joined by bounded queues:
  *
  *   claimer (db + redis) -> render pool (one per core) -> delivery -> recorder (db)
+ *   express lane (db + redis): claim, render, hand to the deliverer: transactional mail
+ *     while bulk batches fill the stages above (woken by ph:wake:tx)
  *   housekeeping: heartbeat, lease sweeper, expiry, idempotency purge
  *
  * The claimer claims a batch only when the render queue has room and claims again at once

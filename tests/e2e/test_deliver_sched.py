@@ -68,6 +68,43 @@ def test_transactional_before_saturating_broadcast(mx_stack):
         assert o2 >= c1 - 0.5, "two sessions at once: %r" % spans
 
 
+def test_transactional_passes_a_full_pipeline(mx_stack):
+    """Broadcast mail to a slow destination fills everything the worker holds: the SMTP
+    engine's bound (2,000 deliveries here), the delivery queue, the render threads and their
+    queue, so the claimer waits for room. A transactional message to another destination
+    still arrives at once (the express lane claims, renders and hands it over itself), not
+    when 100 slow messages have made room (20 s here, and twice over)."""
+    n = 3000
+    st = mx_stack(mx={"slow.test": "127.0.0.4", "fast.test": "127.0.0.5"}, worker=False,
+                  policy="slow.test connections=1\nmx.slow.test connections=1\n",
+                  env={"POSTHORN_SMTP_MAX_SESSIONS": "100", "POSTHORN_SHUTDOWN_GRACE": "4s"})
+    st.peer("127.0.0.4", "stall", phase="dot", seconds=0.2)   # 5 messages/s
+    sink = st.sink("127.0.0.5")
+    st.send_batch([st.message_body(["b%d@slow.test" % i], text="broadcast %d\n" % i,
+                                   stream="broadcast") for i in range(n)])
+    st.start_worker()
+
+    def held():
+        st.check_alive()
+        return int(st.sql("SELECT count(*) FROM deliveries WHERE state = 'sending'"))
+    # 2,000 in the engine, 100 waiting to enter it, 2 batches queued for delivery, the
+    # render threads' batches and their queue's: the claimer has no room left
+    wait_until(lambda: held() >= 2400, timeout=60, interval=0.2,
+               what="the worker to fill its pipeline (%d held)" % held())
+    time.sleep(1)
+    full = held()
+    base = sink.count()
+    t0 = time.time()
+    mid, _ = st.send(["vip@fast.test"], text="password reset\n", stream="transactional")
+    sink.wait_count(base + 1, timeout=60)
+    took = time.time() - t0
+    print("transactional arrived in %.2fs with %d broadcast deliveries held" % (took, full))
+    assert took < 5, "transactional took %.1fs behind a full pipeline" % took
+    st.wait_final(mid, timeout=20)
+    assert st.statuses(mid) == {"vip@fast.test": "delivered"}
+    assert held() >= full - 50   # the broadcast backlog was still there all along
+
+
 def test_two_workers_each_recipient_once(mx_stack):
     doms = {"w%d.test" % i: "127.0.0.%d" % (20 + i) for i in range(3)}
     st = mx_stack(mx=doms, worker=False)
