@@ -135,6 +135,7 @@ typedef enum {
     ST_CAMP_PROMOTE,
     ST_CAMP_FINISH,
     ST_CAMP_DLV_DATA,
+    ST_DLV_RELTUPLES,
     ST_COUNT
 } db_stmt;
 

@@ -1063,5 +1063,8 @@ const db_stmt_def db_stmts[ST_COUNT] = {
         "SELECT d.id, d.data FROM jsonb_to_recordset($1::jsonb) AS k(account_id text, id text)"
         " JOIN deliveries d ON d.account_id = k.account_id AND d.id = k.id"
         " WHERE d.data IS NOT NULL", 1, 1},
+    [ST_DLV_RELTUPLES] = {
+        /* The row count of deliveries as the planner knows it (-1: never analyzed). */
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = 'deliveries'::regclass", 0, 1},
 #undef CAMP_COLS
 };
