@@ -271,27 +271,10 @@ rollback:
     return s;
 }
 
-/* Up to 8 tokens per list (one wakes one waiting worker thread), each list kept short. */
 static void wake_workers(redis_conn *rc, const long n[2])
 {
-    static const char *const keys[] = {"ph:wake", "ph:wake:tx"};
-    long due[] = {n[WAKE_TX] + n[WAKE_BULK], n[WAKE_TX]};
-    for (int k = 0; k < 2; k++) {
-        if (due[k] <= 0)
-            continue;
-        long tokens = due[k] > 8 ? 8 : due[k];
-        for (long i = 0; i < tokens; i++) {
-            const char *push[] = {"LPUSH", keys[k], "1"};
-            redisReply *rep = redis_cmd(rc, 3, push, NULL);
-            if (!rep)
-                return;   /* workers fall back to polling */
-            freeReplyObject(rep);
-        }
-        const char *trim[] = {"LTRIM", keys[k], "0", "63"};
-        redisReply *rep = redis_cmd(rc, 4, trim, NULL);
-        if (rep)
-            freeReplyObject(rep);
-    }
+    redis_wake(rc, "ph:wake", n[WAKE_TX] + n[WAKE_BULK]);
+    redis_wake(rc, "ph:wake:tx", n[WAKE_TX]);
 }
 
 static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)

@@ -195,6 +195,27 @@ int redis_up(redis_conn *r)
 }
 
 #define EVENTS_KEY "ph:events"
+#define WAKE_TOKENS_MAX 8
+#define WAKE_LIST_MAX   "63"   /* LTRIM's last index */
+
+void redis_wake(redis_conn *r, const char *key, long tokens)
+{
+    if (tokens <= 0)
+        return;
+    if (tokens > WAKE_TOKENS_MAX)
+        tokens = WAKE_TOKENS_MAX;
+    const char *push[2 + WAKE_TOKENS_MAX] = {"LPUSH", key};
+    for (long i = 0; i < tokens; i++)
+        push[2 + i] = "1";
+    redisReply *rep = redis_cmd(r, 2 + (int)tokens, push, NULL);
+    if (!rep)
+        return;   /* workers fall back to polling */
+    freeReplyObject(rep);
+    const char *trim[] = {"LTRIM", key, "0", WAKE_LIST_MAX};
+    rep = redis_cmd(r, 4, trim, NULL);
+    if (rep)
+        freeReplyObject(rep);
+}
 
 void redis_note_events(redis_conn *r)
 {

@@ -21,6 +21,9 @@ redisReply *redis_cmd(redis_conn *r, int argc, const char **argv, const size_t *
 /* A blocking command (BLPOP): the socket timeout is widened by block_ms for this call. */
 redisReply *redis_cmd_block(redis_conn *r, int64_t block_ms, int argc, const char **argv,
                             const size_t *lens);
+/* Deliveries are due: pushes min(tokens, 8) tokens on the wake-up list key (one wakes one
+ * waiting worker thread: BLPOP) in one command and keeps the list at 64. Best effort. */
+void        redis_wake(redis_conn *r, const char *key, long tokens);
 /* Events were committed (or a webhook was made or changed): bumps the counter ph:events
  * that webhook dispatchers watch, so they look at once instead of at their next poll.
  * Best effort: nothing happens when Redis is unavailable. */

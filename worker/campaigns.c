@@ -39,17 +39,7 @@ static void nap(campaigns *c, int64_t ms)
 /* New deliveries are due now: wake idle claimers (Redis only accelerates; they poll). */
 static void wake(redis_conn *rc)
 {
-    for (int i = 0; i < 4; i++) {
-        const char *push[] = {"LPUSH", "ph:wake", "1"};
-        redisReply *rep = redis_cmd(rc, 3, push, NULL);
-        if (!rep)
-            return;
-        freeReplyObject(rep);
-    }
-    const char *trim[] = {"LTRIM", "ph:wake", "0", "63"};
-    redisReply *rep = redis_cmd(rc, 4, trim, NULL);
-    if (rep)
-        freeReplyObject(rep);
+    redis_wake(rc, "ph:wake", 4);
     redis_note_events(rc);   /* their 'queued' events */
 }
 
