@@ -9,6 +9,7 @@
 #include "api/messages.h"
 #include "api/query.h"
 #include "db/db.h"
+#include "db/redis.h"
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/ids.h"
@@ -244,6 +245,8 @@ static enum MHD_Result transition(http_req *r, db_stmt st, int follow, const cha
         s = db_exec(db_thread(), (db_stmt)follow, params, NULL);
         if (s != DB_OK)   /* the state changed; a retry of the same action finishes this */
             return db_failure(r, s);
+        if (follow == ST_CAMP_CANCEL_DLV)
+            redis_note_events(redis_thread());   /* the 'cancelled' events, for webhooks now */
     }
     return send_campaign(r, r->params[0], 200);
 }

@@ -9,6 +9,7 @@
 #include "api/query.h"
 #include "api/writer.h"
 #include "db/db.h"
+#include "db/redis.h"
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/crypto.h"
@@ -1088,6 +1089,8 @@ enum MHD_Result h_message_cancel(http_req *r)
         return db_failure(r, st);
     long cancelled = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
+    if (cancelled > 0)
+        redis_note_events(redis_thread());   /* their 'cancelled' events, for webhooks now */
     m = load_message(r->auth.account_id, r->params[0], &st, &found);
     if (!m)
         return db_failure(r, st == DB_OK ? DB_ERROR : st);

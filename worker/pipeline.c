@@ -572,6 +572,7 @@ static void *housekeeping_main(void *arg)
 {
     pipeline *p = arg;
     db_conn *db = conn();
+    redis_conn *rc = redis_open(cfg.redis_url, cfg.redis_timeout_ms);
     int64_t next_purge = 0;
     while (!stopping(p)) {
         const char *hb[] = {p->id, p->host, p->pid, p->host_key};
@@ -590,8 +591,10 @@ static void *housekeeping_main(void *arg)
                 atomic_store(&p->kick, 1);
             }
             n = hk_run(p, db, queue_expire);
-            if (n > 0)
+            if (n > 0) {
                 log_info("%d deliveries expired (not delivered within their queue lifetime)", n);
+                redis_note_events(rc);   /* their 'expired' events, for webhooks now */
+            }
             hk_run(p, db, queue_stats_rollup);
             if (p->dlv->ops->housekeep)
                 p->dlv->ops->housekeep(p->dlv, db, p->id);
@@ -619,6 +622,7 @@ static void *housekeeping_main(void *arg)
         }
         nap(p, HK_PERIOD_MS);
     }
+    redis_close(rc);
     db_close(db);
     return NULL;
 }
