@@ -273,8 +273,8 @@ rollback:
 
 static void wake_workers(redis_conn *rc, const long n[2])
 {
-    redis_wake(rc, "ph:wake", n[WAKE_TX] + n[WAKE_BULK]);
-    redis_wake(rc, "ph:wake:tx", n[WAKE_TX]);
+    redis_wake(rc, REDIS_WAKE, n[WAKE_TX] + n[WAKE_BULK]);
+    redis_wake(rc, REDIS_WAKE_TX, n[WAKE_TX]);
 }
 
 static void process(db_conn *c, redis_conn *rc, write_job **jobs, int n)

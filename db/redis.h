@@ -21,6 +21,10 @@ redisReply *redis_cmd(redis_conn *r, int argc, const char **argv, const size_t *
 /* A blocking command (BLPOP): the socket timeout is widened by block_ms for this call. */
 redisReply *redis_cmd_block(redis_conn *r, int64_t block_ms, int argc, const char **argv,
                             const size_t *lens);
+/* The workers' wake-up lists: deliveries of any kind are due (claimers wait on it), and
+ * transactional ones are (each worker's express lane waits on it too). */
+#define REDIS_WAKE    "ph:wake"
+#define REDIS_WAKE_TX "ph:wake:tx"
 /* Deliveries are due: pushes min(tokens, 8) tokens on the wake-up list key (one wakes one
  * waiting worker thread: BLPOP) in one command and keeps the list at 64. Best effort. */
 void        redis_wake(redis_conn *r, const char *key, long tokens);

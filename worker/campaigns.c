@@ -39,12 +39,10 @@ static void nap(campaigns *c, int64_t ms)
 /* New deliveries are due now: wake idle claimers (Redis only accelerates; they poll). */
 static void wake(redis_conn *rc)
 {
-    redis_wake(rc, "ph:wake", 4);
+    redis_wake(rc, REDIS_WAKE, 4);
     redis_note_events(rc);   /* their 'queued' events */
 }
 
-/* One pass: start due scheduled campaigns, expand up to EXPAND_ROUNDS chunks, finish the
- * campaigns that are done. Returns 1 when there was expansion work (go again soon). */
 /* Expansion is a bulk load: a campaign can add far more deliveries in seconds than the
  * table held. Until the table is analyzed, the worker's statements run plans made for the
  * small table (cached generic plans of a fresh or emptied table): the bench saw a
@@ -76,6 +74,8 @@ static void analyze_after_expansion(campaigns *c, db_conn *db, long made)
     c->since_analyze = 0;
 }
 
+/* One pass: start due scheduled campaigns, expand up to EXPAND_ROUNDS chunks, finish the
+ * campaigns that are done. Returns 1 when there was expansion work (go again soon). */
 static int pass(campaigns *c, db_conn *db, redis_conn *rc)
 {
     PGresult *res;

@@ -21,8 +21,6 @@
 
 #define CLAIM_BATCH      100    /* deliveries per claim */
 #define IDLE_CLAIM_GAP   50     /* ms after a claim that found nothing (a stale wake-up) */
-#define WAKE_KEY         "ph:wake"      /* deliveries of any kind are due (API, campaigns) */
-#define WAKE_TX_KEY      "ph:wake:tx"   /* transactional ones are (API): the express lane */
 #define WAKE_SLICE_MS    500    /* BLPOP slices, so a stop is noticed quickly */
 #define HK_PERIOD_MS     2000   /* housekeeping: heartbeat, sweep, expiry */
 #define PURGE_PERIOD_MS  10000  /* idempotency purge */
@@ -114,9 +112,6 @@ static void wait_for_work(pipeline *p, redis_conn *rc, const char *key, int use_
                           int64_t wait_ms, int *redis_state)
 {
     int64_t end = time_mono_ms() + wait_ms;
-    int quiet = -1;
-    if (!redis_state)
-        redis_state = &quiet;
     while (!stopping(p)) {
         if (use_kick && atomic_exchange(&p->kick, 0))
             return;
@@ -128,9 +123,8 @@ static void wait_for_work(pipeline *p, redis_conn *rc, const char *key, int use_
         snprintf(tmo, sizeof tmo, "%.3f", (double)slice / 1000.0);
         const char *argv[] = {"BLPOP", key, tmo};
         redisReply *rep = redis_cmd_block(rc, slice, 3, argv, NULL);
-        int logs = redis_state != &quiet;
         if (!rep) {
-            if (logs)
+            if (redis_state)
                 note_state(redis_state, 0, "redis available: wake-ups on",
                            "redis unavailable: polling PostgreSQL instead");
             nap(p, slice);
@@ -139,7 +133,7 @@ static void wait_for_work(pipeline *p, redis_conn *rc, const char *key, int use_
         int woken = rep->type == REDIS_REPLY_ARRAY;
         int error = rep->type == REDIS_REPLY_ERROR;
         freeReplyObject(rep);
-        if (logs)
+        if (redis_state)
             note_state(redis_state, !error, "redis available: wake-ups on",
                        "redis unavailable: polling PostgreSQL instead");
         if (woken)
@@ -196,7 +190,7 @@ static void *claimer_main(void *arg)
         int64_t wait = cfg.poll_interval_ms, due;
         if (queue_next_due(db, &due) == DB_OK && due >= 0 && due < wait)
             wait = due;
-        wait_for_work(p, rc, WAKE_KEY, 1, wait, &redis_state);
+        wait_for_work(p, rc, REDIS_WAKE, 1, wait, &redis_state);
     }
     bqueue_close(p->render_q);
     redis_close(rc);
@@ -258,7 +252,7 @@ static void *express_main(void *arg)
     db_conn *db = conn();
     redis_conn *rc = redis_open(cfg.redis_url, cfg.redis_timeout_ms);
     while (!stopping(p)) {
-        wait_for_work(p, rc, WAKE_TX_KEY, 0, cfg.poll_interval_ms, NULL);
+        wait_for_work(p, rc, REDIS_WAKE_TX, 0, cfg.poll_interval_ms, NULL);
         while (!stopping(p) && atomic_load(&p->bulk_held) > 0) {
             int64_t now = time_mono_ms();
             queue_item *items;
