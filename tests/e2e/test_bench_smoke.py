@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from harness import mta  # noqa: E402
+from harness.posthorn import VALGRIND  # noqa: E402
 
 
 @pytest.fixture
@@ -172,8 +173,10 @@ def test_bench_run_smoke(tmp_path):
             # CPU time comes from /proc in clock ticks (10 ms): a smoke run's few messages
             # may honestly measure 0 ms per message; transactional latency (and so its ratio)
             # can be below its arrival clock's 4 ms resolution (file mtimes) and read 0;
-            # every other figure must be positive.
-            if "CPU" in f.get("unit", "") or f["id"].startswith("posthorn.campaign.tx_"):
+            # every other figure must be positive. Under valgrind (make valgrind) Posthorn is
+            # so slow that a 1 s window of the smoke's rate test can see no arrival.
+            if "CPU" in f.get("unit", "") or f["id"].startswith("posthorn.campaign.tx_") or \
+                    VALGRIND:
                 assert f["median"] >= 0, f
             else:
                 assert f["median"] > 0, f
