@@ -8,6 +8,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,8 +18,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <dirent.h>
 
 /* A temporary file older than this belongs to a process that died mid-write. */
 #define TMP_STALE_SECONDS 3600
